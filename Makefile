@@ -1,0 +1,76 @@
+# tokenhost: build, test, lint, benchmark.
+#
+#   make run          start the server on the embedded store
+#   make test         everything the test suite needs, then the tests
+#   make guest        rebuild the JS rule runtime (guest-sdk) from source
+#   make rules        compile every rules/*.js to rules/*.wasm offline
+#   make lint         rustfmt + clippy, host and guest
+
+CARGO        ?= cargo
+ROOT         := $(CURDIR)
+GUEST_WASM   := guest-sdk/rule-runtime.wasm
+WASI_SDK_DIR := $(ROOT)/target/wasi-sdk
+CARGO_HOME_  := $(or $(CARGO_HOME),$(HOME)/.cargo)
+# Paths are remapped so that the runtime is byte-identical wherever it is built.
+GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
+                RUSTFLAGS="--remap-path-prefix=$(ROOT)=/src --remap-path-prefix=$(CARGO_HOME_)/registry/src=/cargo" \
+                CARGO_TARGET_DIR=$(ROOT)/target/guest
+TOKENHOST    := target/release/tokenhost
+RUST_FIXTURE := tests/fixtures/rust-rule
+
+.PHONY: run build test guest guest-check guest-toolchain rules fixtures lint bench-rules clean
+
+run: build
+	$(TOKENHOST) serve
+
+build:
+	$(CARGO) build --release -p host
+
+# Test fixtures built from source: a rule written in Rust against the WIT world.
+fixtures:
+	rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target add wasm32-wasip2
+	cd $(RUST_FIXTURE) && CARGO_TARGET_DIR=$(ROOT)/target/fixtures $(CARGO) build --release --target wasm32-wasip2 --quiet
+	cp target/fixtures/wasm32-wasip2/release/rust_rule.wasm tests/fixtures/rust-rule.wasm
+
+test: fixtures
+	$(CARGO) test --release --workspace
+
+# The Debian toolchain of shared/TOOLCHAIN.md, arranged like a wasi-sdk for rquickjs-sys.
+guest-toolchain:
+	@command -v clang-19 >/dev/null && test -d /usr/include/wasm32-wasi || \
+	  (apt-get update -qq && apt-get install -y -qq clang-19 llvm-19 libclang-19-dev wasi-libc >/dev/null)
+	rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
+	mkdir -p $(WASI_SDK_DIR)/bin $(WASI_SDK_DIR)/share/wasi-sysroot
+	ln -sf /usr/bin/clang-19 $(WASI_SDK_DIR)/bin/clang
+	ln -sf /usr/bin/llvm-ar-19 $(WASI_SDK_DIR)/bin/ar
+	ln -sfn /usr/include/wasm32-wasi $(WASI_SDK_DIR)/share/wasi-sysroot/include
+
+target/guest/wasm32-wasip1/release/guest_sdk.wasm: guest-toolchain
+	cd guest-sdk && $(GUEST_ENV) $(CARGO) build --release --locked --target wasm32-wasip1
+
+guest: target/guest/wasm32-wasip1/release/guest_sdk.wasm
+	cp $< $(GUEST_WASM)
+
+# CI: the committed runtime must be exactly what the source builds.
+guest-check: target/guest/wasm32-wasip1/release/guest_sdk.wasm
+	cmp $< $(GUEST_WASM) || (echo "guest-sdk/rule-runtime.wasm differs from a fresh build: run 'make guest' and commit it" >&2; exit 1)
+
+rules: build
+	@for js in rules/*.js; do \
+	  echo "compile $$js"; \
+	  $(TOKENHOST) compile $$js -o $${js%.js}.wasm || exit 1; \
+	done
+
+lint: guest-toolchain
+	$(CARGO) fmt --all --check
+	cd guest-sdk && $(CARGO) fmt --check
+	cd $(RUST_FIXTURE) && $(CARGO) fmt --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	cd guest-sdk && $(GUEST_ENV) $(CARGO) clippy --release --locked --target wasm32-wasip1 -- -D warnings
+
+bench-rules:
+	$(CARGO) run --release -p host --example bench_rules
+
+clean:
+	$(CARGO) clean
+	rm -rf target

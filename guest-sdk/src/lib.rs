@@ -1,0 +1,342 @@
+//! The JavaScript rule runtime: QuickJS (through `javy`) exporting tokenhost's WIT world.
+//!
+//! Life of a rule: the host pre-initializes this module with Wizer, calling
+//! [`initialize`] with the rule's source on stdin; the rule is evaluated once and the
+//! whole heap snapshotted. Every token request then gets a fresh instance of that snapshot,
+//! and `execute` only calls the already-evaluated function. The glue a rule sees (the
+//! typed errors, `console`, `cb`, outcome reading) lives in `prelude.js`.
+
+use std::cell::{Cell, OnceCell};
+use std::io::{Read, Write};
+
+use javy::quickjs::{
+    context::EvalOptions, prelude::Func, Array, CatchResultExt, CaughtError, Ctx, Function,
+    Object, Persistent, Value,
+};
+use javy::{Config, Runtime};
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/rule.wit",
+        world: "credentials-exchange",
+    });
+}
+
+use bindings::tokenhost::rule::types::{
+    AccessToken, Claim, Client, Context, FailureKind, LogLevel, RequestInfo, RuleError,
+    RuleFailure,
+};
+
+/// QuickJS's own heap limit: below the host's default 32 MiB linear-memory cap, so that a
+/// memory bomb ends as a clean JS "out of memory" error the guest can report.
+const QUICKJS_HEAP_LIMIT: usize = 24 * 1024 * 1024;
+/// Below the 1 MiB shadow stack, so deep JS recursion is a JS RangeError, not a trap.
+const QUICKJS_STACK_LIMIT: usize = 512 * 1024;
+/// How often pending promise jobs are drained before the rule counts as stuck.
+const MAX_JOB_ROUNDS: usize = 10_000;
+
+struct Guest {
+    runtime: Runtime,
+    glue: Persistent<Object<'static>>,
+}
+
+thread_local! {
+    static GUEST: OnceCell<Guest> = const { OnceCell::new() };
+    static RANDOM: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Wizer's init export: evaluates the rule read from stdin, then reports on stdout, as one
+/// JSON line, `{"ok":true,...}` or the compile error with its line and column.
+#[export_name = "wizer-initialize"]
+pub extern "C" fn initialize() {
+    let mut source = String::new();
+    let status = match std::io::stdin().read_to_string(&mut source) {
+        Ok(_) => load(&source),
+        Err(e) => format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"cannot read the rule source: {e}\",\"line\":0,\"column\":0}}"),
+    };
+    // The snapshot must not carry a seed: every instance seeds itself on first use.
+    RANDOM.with(|r| r.set(0));
+    let mut out = std::io::stdout();
+    // Nothing else can be reported if stdout fails; the host then sees no status and fails.
+    let _ = out.write_all(status.as_bytes());
+    let _ = out.flush();
+}
+
+fn load(source: &str) -> String {
+    let mut config = Config::default();
+    config
+        .memory_limit(QUICKJS_HEAP_LIMIT)
+        .max_stack_size(QUICKJS_STACK_LIMIT)
+        .gc_threshold(4 * 1024 * 1024);
+    let runtime = match Runtime::new(config) {
+        Ok(runtime) => runtime,
+        Err(e) => return format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}"),
+    };
+    let outcome = runtime.context().with(|cx| -> Result<(Persistent<Object<'static>>, String), String> {
+        let globals = cx.globals();
+        let natives = globals
+            .set("__th_log", Func::from(log_native))
+            .and_then(|_| globals.set("__th_random", Func::from(random_native)));
+        natives.map_err(|e| format!("natives: {e}"))?;
+        let glue: Object = cx
+            .eval_with_options(include_str!("prelude.js"), script_options("prelude.js"))
+            .catch(&cx)
+            .map_err(|e| format!("prelude: {e}"))?;
+        let status = match cx.eval_with_options::<(), _>(source, script_options("rule.js")).catch(&cx) {
+            Ok(()) => call_glue::<String>(&glue, "checkLoaded", ()),
+            Err(CaughtError::Exception(e)) => call_glue::<String>(&glue, "compileError", (e,)),
+            Err(CaughtError::Value(v)) => call_glue::<String>(&glue, "compileError", (v,)),
+            Err(CaughtError::Error(e)) => Err(e.to_string()),
+        }?;
+        Ok((Persistent::save(&cx, glue), status))
+    });
+    match outcome {
+        Ok((glue, status)) => {
+            GUEST.with(|cell| {
+                let _ = cell.set(Guest { runtime, glue });
+            });
+            status
+        }
+        Err(message) => format!(
+            "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
+            json_string(&message)
+        ),
+    }
+}
+
+fn script_options(filename: &str) -> EvalOptions {
+    let mut options = EvalOptions::default();
+    options.global = true;
+    options.strict = false;
+    options.filename = Some(filename.to_string());
+    options
+}
+
+fn call_glue<'js, R: javy::quickjs::FromJs<'js>>(
+    glue: &Object<'js>,
+    name: &str,
+    args: impl javy::quickjs::function::IntoArgs<'js>,
+) -> Result<R, String> {
+    let f: Function = glue.get(name).map_err(|e| format!("glue {name}: {e}"))?;
+    f.call(args).catch(glue.ctx()).map_err(|e| format!("glue {name}: {e}"))
+}
+
+/// Minimal JSON string quoting for the few messages built outside JS.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn log_native(level: i32, message: String) {
+    let level = match level {
+        0 => LogLevel::Debug,
+        1 => LogLevel::Info,
+        2 => LogLevel::Warn,
+        _ => LogLevel::Error,
+    };
+    bindings::log(level, &message);
+}
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+unsafe extern "C" {
+    #[link_name = "random_get"]
+    fn wasi_random_get(buf: *mut u8, len: usize) -> i32;
+}
+
+/// `Math.random`: xorshift64*, seeded from WASI on first use in each instance (a seed
+/// taken at pre-initialization would be shared by every instance of the snapshot).
+fn random_native() -> f64 {
+    RANDOM.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            let mut seed = [0u8; 8];
+            // SAFETY: the buffer is valid for 8 bytes for the duration of the call.
+            let errno = unsafe { wasi_random_get(seed.as_mut_ptr(), seed.len()) };
+            x = if errno == 0 { u64::from_le_bytes(seed) } else { 0 } | 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+struct Component;
+
+impl bindings::Guest for Component {
+    fn execute(
+        client: Client,
+        scope: Vec<String>,
+        audience: String,
+        context: Context,
+    ) -> Result<AccessToken, RuleError> {
+        GUEST.with(|cell| match cell.get() {
+            Some(guest) => execute(guest, client, scope, audience, context),
+            None => Err(failure(FailureKind::Exception, "Error", "the rule was never loaded")),
+        })
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
+
+fn failure(kind: FailureKind, name: &str, message: &str) -> RuleError {
+    RuleError::Failure(RuleFailure { kind, name: name.into(), message: message.into(), stack: None })
+}
+
+fn execute(
+    guest: &Guest,
+    client: Client,
+    scope: Vec<String>,
+    audience: String,
+    context: Context,
+) -> Result<AccessToken, RuleError> {
+    let started = guest.runtime.context().with(|cx| -> Result<Persistent<Object<'static>>, String> {
+        let glue = guest.glue.clone().restore(&cx).map_err(|e| e.to_string())?;
+        let args = (
+            js_client(&cx, &client).map_err(|e| e.to_string())?,
+            js_strings(&cx, &scope).map_err(|e| e.to_string())?,
+            audience.as_str(),
+            js_request(&cx, &context.request).map_err(|e| e.to_string())?,
+            js_map(&cx, &context.secrets).map_err(|e| e.to_string())?,
+            js_strings(&cx, &context.access_token.scope).map_err(|e| e.to_string())?,
+            js_claims(&cx, &context.access_token.custom_claims).map_err(|e| e.to_string())?,
+        );
+        let state: Object = call_glue(&glue, "run", args)?;
+        Ok(Persistent::save(&cx, state))
+    });
+    let state = started.map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
+
+    // Drain promise jobs: an async rule settles here. Nothing else can be pending (no
+    // timers, no I/O), so once the queue is empty the outcome is final.
+    let mut rounds = 0;
+    while guest.runtime.has_pending_jobs() && rounds < MAX_JOB_ROUNDS {
+        if let Err(e) = guest.runtime.resolve_pending_jobs() {
+            return Err(failure(FailureKind::Exception, "Error", &e.to_string()));
+        }
+        rounds += 1;
+    }
+
+    guest.runtime.context().with(|cx| {
+        let outcome = guest
+            .glue
+            .clone()
+            .restore(&cx)
+            .map_err(|e| e.to_string())
+            .and_then(|glue| {
+                let state = state.restore(&cx).map_err(|e| e.to_string())?;
+                call_glue::<Object>(&glue, "read", (state,))
+            })
+            .map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
+        read_outcome(&outcome).map_err(|e| failure(FailureKind::InvalidResult, "TypeError", &e.to_string()))?
+    })
+}
+
+fn read_outcome(outcome: &Object) -> javy::quickjs::Result<Result<AccessToken, RuleError>> {
+    if outcome.get::<_, bool>("ok")? {
+        let pairs: Vec<Vec<String>> = outcome.get("claims")?;
+        let custom_claims = pairs
+            .into_iter()
+            .filter_map(|pair| {
+                let mut it = pair.into_iter();
+                Some(Claim { name: it.next()?, value: it.next()? })
+            })
+            .collect();
+        return Ok(Ok(AccessToken { scope: outcome.get("scope")?, custom_claims }));
+    }
+    let code: String = outcome.get("code")?;
+    let message: String = outcome.get("message")?;
+    Ok(Err(match code.as_str() {
+        "access_denied" => RuleError::AccessDenied(message),
+        "invalid_scope" => RuleError::InvalidScope(message),
+        "invalid_request" => RuleError::InvalidRequest(message),
+        "unauthorized_client" => RuleError::UnauthorizedClient(message),
+        "server_error" => RuleError::ServerError(message),
+        _ => {
+            let kind = match outcome.get::<_, String>("kind")?.as_str() {
+                "out-of-memory" => FailureKind::OutOfMemory,
+                "stack-overflow" => FailureKind::StackOverflow,
+                "no-callback" => FailureKind::NoCallback,
+                "invalid-result" => FailureKind::InvalidResult,
+                _ => FailureKind::Exception,
+            };
+            RuleError::Failure(RuleFailure {
+                kind,
+                name: outcome.get("name")?,
+                message,
+                stack: outcome.get("stack")?,
+            })
+        }
+    }))
+}
+
+fn js_strings<'js>(cx: &Ctx<'js>, items: &[String]) -> javy::quickjs::Result<Array<'js>> {
+    let array = Array::new(cx.clone())?;
+    for (i, item) in items.iter().enumerate() {
+        array.set(i, item.as_str())?;
+    }
+    Ok(array)
+}
+
+fn js_map<'js>(cx: &Ctx<'js>, pairs: &[(String, String)]) -> javy::quickjs::Result<Object<'js>> {
+    let object = Object::new(cx.clone())?;
+    for (name, value) in pairs {
+        object.set(name.as_str(), value.as_str())?;
+    }
+    Ok(object)
+}
+
+/// JSON-encoded values as JS values; a value that is not JSON stays a string.
+fn js_json<'js>(cx: &Ctx<'js>, json: &str) -> javy::quickjs::Result<Value<'js>> {
+    match cx.json_parse(json) {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            let _ = cx.catch();
+            Ok(javy::quickjs::String::from_str(cx.clone(), json)?.into_value())
+        }
+    }
+}
+
+fn js_claims<'js>(cx: &Ctx<'js>, claims: &[Claim]) -> javy::quickjs::Result<Array<'js>> {
+    let array = Array::new(cx.clone())?;
+    for (i, claim) in claims.iter().enumerate() {
+        let pair = Array::new(cx.clone())?;
+        pair.set(0, claim.name.as_str())?;
+        pair.set(1, claim.value.as_str())?;
+        array.set(i, pair)?;
+    }
+    Ok(array)
+}
+
+fn js_client<'js>(cx: &Ctx<'js>, client: &Client) -> javy::quickjs::Result<Object<'js>> {
+    let object = Object::new(cx.clone())?;
+    object.set("id", client.id.as_str())?;
+    object.set("name", client.name.as_str())?;
+    object.set("tenant", client.tenant.as_str())?;
+    object.set("metadata", js_map(cx, &client.metadata)?)?;
+    Ok(object)
+}
+
+fn js_request<'js>(cx: &Ctx<'js>, request: &RequestInfo) -> javy::quickjs::Result<Object<'js>> {
+    let object = Object::new(cx.clone())?;
+    object.set("ip", request.ip.as_str())?;
+    object.set("user_agent", request.user_agent.as_str())?;
+    object.set("hostname", request.hostname.as_str())?;
+    object.set("method", request.method.as_str())?;
+    let body = Object::new(cx.clone())?;
+    for field in &request.body {
+        body.set(field.name.as_str(), js_json(cx, &field.value)?)?;
+    }
+    object.set("body", body)?;
+    Ok(object)
+}

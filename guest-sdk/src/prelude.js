@@ -1,0 +1,280 @@
+// The rule's environment and the glue between a rule and the host.
+//
+// Evaluated once, before the rule's own source, while the runtime is pre-initialized, so
+// none of it costs anything per execution. It evaluates to an object of functions the Rust
+// side keeps: `run` starts one execution, `read` turns its state into a plain outcome that
+// Rust copies into the WIT result, `compileError` describes a failed evaluation.
+//
+// `__th_log` and `__th_random` are natives registered by lib.rs; they are removed from the
+// global object here so a rule only ever reaches them through `console` and `Math.random`.
+(function () {
+  'use strict';
+  const g = globalThis;
+  const nativeLog = g.__th_log;
+  const nativeRandom = g.__th_random;
+  delete g.__th_log;
+  delete g.__th_random;
+
+  // Captured now: a rule may overwrite globals, but only for its own execution, and the
+  // glue must keep working while it does.
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const isArray = Array.isArray;
+  const keys = Object.keys;
+  const PromiseResolve = Promise.resolve.bind(Promise);
+  const StringOf = String;
+
+  const LEVEL = { debug: 0, info: 1, warn: 2, error: 3 };
+
+  function show(value) {
+    if (typeof value === 'string') return value;
+    try {
+      if (value instanceof Error) {
+        return value.stack ? value.name + ': ' + value.message + '\n' + value.stack : StringOf(value);
+      }
+      if (typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
+        return StringOf(value);
+      }
+      const json = stringify(value);
+      return json === undefined ? StringOf(value) : json;
+    } catch (e) {
+      try {
+        return StringOf(value);
+      } catch (_) {
+        return '[unprintable]';
+      }
+    }
+  }
+
+  function logAt(level) {
+    return function () {
+      const parts = [];
+      for (let i = 0; i < arguments.length; i++) parts.push(show(arguments[i]));
+      nativeLog(level, parts.join(' '));
+    };
+  }
+
+  g.console = {
+    log: logAt(LEVEL.info),
+    info: logAt(LEVEL.info),
+    debug: logAt(LEVEL.debug),
+    warn: logAt(LEVEL.warn),
+    error: logAt(LEVEL.error),
+  };
+
+  Math.random = function random() {
+    return nativeRandom();
+  };
+
+  // The typed errors of the original platform, as globals.
+  function typedError(name) {
+    const E = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = name;
+      }
+    };
+    Object.defineProperty(E, 'name', { value: name });
+    Object.defineProperty(E.prototype, 'name', { value: name, writable: true, configurable: true });
+    return E;
+  }
+  g.InvalidScopeError = typedError('InvalidScopeError');
+  g.InvalidRequestError = typedError('InvalidRequestError');
+  g.UnauthorizedClientError = typedError('UnauthorizedClientError');
+  g.ServerError = typedError('ServerError');
+
+  // No modules, filesystem, network or environment: say so clearly instead of a bare
+  // "require is not defined".
+  g.require = function require(name) {
+    throw new ReferenceError(
+      "require('" + StringOf(name) + "') is not available: tokenhost rules run without modules, filesystem, network or environment"
+    );
+  };
+
+  g.module = { exports: {} };
+  g.exports = g.module.exports;
+
+  const DECISIONS = {
+    Error: 'access_denied',
+    InvalidScopeError: 'invalid_scope',
+    InvalidRequestError: 'invalid_request',
+    UnauthorizedClientError: 'unauthorized_client',
+    ServerError: 'server_error',
+  };
+
+  function failure(kind, name, message, stack) {
+    return { ok: false, code: 'failure', kind, name, message, stack: stack === undefined ? null : stack };
+  }
+
+  function safeGet(object, key) {
+    try {
+      return object[key];
+    } catch (_) {
+      return undefined;
+    }
+  }
+
+  function safeString(value) {
+    try {
+      return StringOf(value);
+    } catch (_) {
+      return '[unprintable]';
+    }
+  }
+
+  // How a rule's error is read: by its name (CONTRACT.md, "How a rule's outcome is read").
+  function describeError(e) {
+    if (typeof e === 'string') return { ok: false, code: 'access_denied', message: e };
+    if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
+      return failure('exception', typeof e, 'the rule threw a ' + typeof e + ' value: ' + safeString(e));
+    }
+    const name = safeString(safeGet(e, 'name'));
+    const rawMessage = safeGet(e, 'message');
+    const message = rawMessage === undefined ? '' : safeString(rawMessage);
+    const stack = safeGet(e, 'stack');
+    const code = Object.prototype.hasOwnProperty.call(DECISIONS, name) ? DECISIONS[name] : undefined;
+    if (code !== undefined) return { ok: false, code, message };
+    const trace = typeof stack === 'string' ? stack : undefined;
+    if (name === 'InternalError' && message === 'out of memory') {
+      return failure('out-of-memory', name, 'the rule ran out of memory', trace);
+    }
+    if (name === 'RangeError' && message.indexOf('stack') !== -1) {
+      return failure('stack-overflow', name, message, trace);
+    }
+    return failure('exception', name, message, trace);
+  }
+
+  function claimJson(name, value) {
+    return stringify(value, function (key, inner) {
+      const type = typeof inner;
+      if (type === 'function' || type === 'symbol') {
+        const where = key === '' ? '' : ' (at key "' + key + '")';
+        throw new TypeError('claim "' + name + '" holds a ' + type + where + ', which a token cannot carry');
+      }
+      return inner;
+    });
+  }
+
+  function describeToken(token) {
+    if (token === null || typeof token !== 'object' || isArray(token)) {
+      const what = token === null ? 'null' : isArray(token) ? 'an array' : 'a ' + typeof token;
+      return failure('invalid-result', 'TypeError', 'cb(null, token) needs a token object, got ' + what);
+    }
+    let scope = [];
+    const rawScope = token.scope;
+    if (rawScope !== undefined) {
+      if (!isArray(rawScope) || !rawScope.every((s) => typeof s === 'string')) {
+        return failure('invalid-result', 'TypeError', 'token.scope must be an array of strings');
+      }
+      scope = rawScope.slice();
+    }
+    const claims = [];
+    for (const name of keys(token)) {
+      if (name === 'scope') continue;
+      const value = token[name];
+      if (value === undefined) continue;
+      let json;
+      try {
+        json = claimJson(name, value);
+      } catch (e) {
+        const why = safeString(safeGet(e, 'message'));
+        return failure('invalid-result', 'TypeError', 'claim "' + name + '" cannot be serialized: ' + why);
+      }
+      claims.push([name, json]);
+    }
+    return { ok: true, scope, claims };
+  }
+
+  function parseClaims(pairs) {
+    const claims = {};
+    for (const [name, json] of pairs) claims[name] = parse(json);
+    return claims;
+  }
+
+  function run(client, scope, audience, request, secrets, priorScope, priorClaims) {
+    const state = { settled: false, kind: undefined, value: undefined };
+    function settle(kind, value) {
+      if (state.settled) {
+        nativeLog(LEVEL.warn, 'tokenhost: the rule gave a second outcome (' + kind + ') after its first; ignored');
+        return;
+      }
+      state.settled = true;
+      state.kind = kind;
+      state.value = value;
+    }
+    const cb = function cb(err, token) {
+      if (err) settle('error', err);
+      else settle('token', token);
+    };
+    const context = {
+      ip: request.ip,
+      userAgent: request.user_agent,
+      hostname: request.hostname,
+      request,
+      webtask: { secrets },
+      secrets,
+      accessToken: { scope: priorScope, customClaims: parseClaims(priorClaims) },
+    };
+    try {
+      const rule = g.module.exports;
+      if (typeof rule !== 'function') {
+        throw new TypeError('module.exports is not a function: the rule replaced it after it was loaded');
+      }
+      const returned = rule(client, scope, audience, context, cb);
+      if (returned !== null && (typeof returned === 'object' || typeof returned === 'function') && typeof returned.then === 'function') {
+        // An async rule: its resolved value is the token, its rejection the error. An
+        // async rule that calls cb resolves with undefined, which is no outcome of its own.
+        PromiseResolve(returned).then(
+          (value) => {
+            if (value !== undefined) settle('token', value);
+          },
+          (e) => settle('error', e)
+        );
+      }
+    } catch (e) {
+      settle('error', e);
+    }
+    return state;
+  }
+
+  function read(state) {
+    if (!state.settled) {
+      return failure('no-callback', 'Error', 'rule finished without calling cb');
+    }
+    return state.kind === 'token' ? describeToken(state.value) : describeError(state.value);
+  }
+
+  function location(e, field, pattern) {
+    const direct = safeGet(e, field);
+    if (typeof direct === 'number') return direct;
+    const stack = safeGet(e, 'stack');
+    const match = typeof stack === 'string' ? pattern.exec(stack) : null;
+    return match ? Number(match[1]) : 0;
+  }
+
+  function compileError(e) {
+    const described = describeError(e);
+    const name = e !== null && typeof e === 'object' ? safeString(safeGet(e, 'name')) : typeof e;
+    return stringify({
+      ok: false,
+      name,
+      message: described.message,
+      line: location(e, 'lineNumber', /rule\.js:(\d+)/),
+      column: location(e, 'columnNumber', /rule\.js:\d+:(\d+)/),
+    });
+  }
+
+  function checkLoaded() {
+    const rule = g.module.exports;
+    if (typeof rule === 'function') return stringify({ ok: true, style: 'legacy' });
+    return stringify({
+      ok: false,
+      name: 'TypeError',
+      message: 'the rule must set module.exports = function (client, scope, audience, context, cb) { ... }',
+      line: 0,
+      column: 0,
+    });
+  }
+
+  return { run, read, compileError, checkLoaded };
+})();

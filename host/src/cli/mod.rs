@@ -1,0 +1,113 @@
+//! The `tokenhost` command line: compile and test rules offline.
+
+mod compile;
+mod run_rule;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::rules::{Limits, RuleEngine};
+
+/// Exit status when the rule ran and issued no token because it denied.
+pub const EXIT_DENIED: u8 = 1;
+/// Exit status when the rule failed (exception, limit, invalid result).
+pub const EXIT_FAILED: u8 = 2;
+/// Exit status when the rule could not be read or compiled, or the event is invalid.
+pub const EXIT_USAGE: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "tokenhost", version, about = "A programmable OAuth 2.0 client-credentials token server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile a JS rule into a pre-initialized WebAssembly component.
+    Compile {
+        /// The rule's JavaScript source.
+        input: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Run a rule (JS source or component) once against an event file, as the server would.
+    RunRule {
+        /// The rule: a `.js` source or a `.wasm` component.
+        rule: PathBuf,
+        /// JSON with the rule's arguments: {"client", "scope", "audience", "context"}.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// Print the whole report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+/// Sandbox limits, each defaulting to CONTRACT.md's value.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Fuel per execution.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Guest linear memory cap in bytes.
+    #[arg(long)]
+    pub memory_bytes: Option<usize>,
+    /// Deadline in milliseconds (at most 20000).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            fuel: self.fuel.unwrap_or(defaults.fuel),
+            memory_bytes: self.memory_bytes.unwrap_or(defaults.memory_bytes),
+            deadline: self.deadline_ms.map(Duration::from_millis).unwrap_or(defaults.deadline),
+            // The CLI runs one rule at a time.
+            concurrency: 2,
+            ..defaults
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Compile { input, output, limits } => with_engine(&limits, |engine| compile::run(engine, &input, &output)),
+        Command::RunRule { rule, event, json, limits } => {
+            with_engine(&limits, |engine| run_rule::run(engine, &rule, event.as_deref(), json))
+        }
+    }
+}
+
+fn with_engine(limits: &LimitArgs, f: impl FnOnce(&RuleEngine) -> ExitCode) -> ExitCode {
+    match RuleEngine::new(limits.limits()) {
+        Ok(engine) => f(&engine),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Prints a compile error with the rule's console output and its location.
+fn report_compile_error(path: &std::path::Path, error: &crate::rules::CompileError) {
+    for line in error.logs() {
+        eprintln!("[{:?}] {}", line.level, line.message);
+    }
+    match error {
+        crate::rules::CompileError::Script { message, line, column, .. } => {
+            eprintln!("error: {}:{line}:{column}: {message}", path.display());
+        }
+        other => eprintln!("error: {}: {other}", path.display()),
+    }
+}

@@ -1,0 +1,108 @@
+//! Upload to ready: JS source or a component built elsewhere, to a rule that can run.
+//!
+//! JS: the runtime pre-initialized with the rule (snapshot.rs), then made a component with
+//! the WASI preview1 adapter. Either way the component is checked against the world and
+//! compiled by Cranelift here; nothing precompiled is ever accepted from outside.
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::Engine;
+
+use super::bindings::CredentialsExchangePre;
+use super::outcome::LogLine;
+use super::store::StoreData;
+
+/// Why a rule could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("the rule's source is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    /// A syntax error, or an exception thrown by the rule's top level.
+    #[error("{message} (rule.js:{line}:{column})")]
+    Script { message: String, line: u32, column: u32, logs: Vec<LogLine> },
+    /// The rule's top level hit a limit (fuel, memory, deadline) while it was evaluated.
+    #[error("the rule's top level failed: {message}")]
+    TopLevel { message: String, logs: Vec<LogLine> },
+    /// A component that is not a tokenhost rule.
+    #[error("not a valid tokenhost rule component: {0}")]
+    InvalidComponent(String),
+    /// tokenhost's own machinery failed; not the rule's fault.
+    #[error("rule compilation failed inside tokenhost: {0}")]
+    Runtime(String),
+}
+
+impl CompileError {
+    pub(crate) fn runtime(e: impl std::fmt::Display) -> Self {
+        CompileError::Runtime(format!("{e:#}"))
+    }
+
+    /// The rule's console output during evaluation, where there was any.
+    pub fn logs(&self) -> &[LogLine] {
+        match self {
+            CompileError::Script { logs, .. } | CompileError::TopLevel { logs, .. } => logs,
+            _ => &[],
+        }
+    }
+}
+
+/// A rule ready to run: compiled code plus the pre-resolved imports of every instance.
+#[derive(Clone)]
+pub struct CompiledRule {
+    pub(crate) pre: CredentialsExchangePre<StoreData>,
+}
+
+impl std::fmt::Debug for CompiledRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledRule").finish_non_exhaustive()
+    }
+}
+
+impl CompiledRule {
+    pub(crate) fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+}
+
+/// Turns a pre-initialized core module into a component with the reactor adapter.
+pub(crate) fn componentize(module: &[u8]) -> Result<Vec<u8>, CompileError> {
+    wit_component::ComponentEncoder::default()
+        .module(module)
+        .and_then(|encoder| {
+            encoder.adapter(
+                "wasi_snapshot_preview1",
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
+        .and_then(|encoder| encoder.validate(true).encode())
+        .map_err(CompileError::runtime)
+}
+
+/// Compiles a component and checks it against the world: its imports must be satisfied by
+/// the linker (WASI and `log`, nothing else) and it must export `execute` with our types.
+pub(crate) fn compile_component(
+    engine: &Engine,
+    linker: &Linker<StoreData>,
+    wasm: &[u8],
+) -> Result<CompiledRule, CompileError> {
+    if !wasmparser_is_component(wasm) {
+        return Err(CompileError::InvalidComponent(
+            "expected a WebAssembly component (a core module is not accepted)".into(),
+        ));
+    }
+    let component = Component::new(engine, wasm).map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
+    ready(linker, component)
+}
+
+/// Resolves imports once and checks the exports, for a component compiled or loaded here.
+pub(crate) fn ready(linker: &Linker<StoreData>, component: Component) -> Result<CompiledRule, CompileError> {
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
+    let pre = CredentialsExchangePre::new(instance_pre)
+        .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
+    Ok(CompiledRule { pre })
+}
+
+/// The component-model binary header: magic, then layer 1.
+fn wasmparser_is_component(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && &wasm[0..4] == b"\0asm" && wasm[6..8] == [0x01, 0x00]
+}

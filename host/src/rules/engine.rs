@@ -1,0 +1,181 @@
+//! The rule engine: one wasmtime `Engine` for the process, and the way in for every rule.
+//!
+//! Pooling allocator with copy-on-write memory images (instantiation in microseconds),
+//! fuel and epoch interruption on for all code, an epoch ticker thread for deadlines, and a
+//! slot count equal to the pool's capacity so that excess executions wait instead of
+//! failing to instantiate.
+
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::thread;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::artifact::{ArtifactError, ArtifactKey};
+use super::bindings::CredentialsExchange;
+use super::compile::{self, CompileError, CompiledRule};
+use super::limits::{Limits, LimitsError};
+use super::snapshot::Snapshotter;
+use super::store::{StoreData, EPOCH_TICK};
+
+/// Pages the pool keeps resident between instances: the guest's hot heap fits in it.
+const KEEP_RESIDENT: usize = 4 * 1024 * 1024;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    #[error("cannot configure wasmtime: {0}")]
+    Wasmtime(String),
+}
+
+/// Compiles and runs rules under the configured [`Limits`].
+pub struct RuleEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) limits: Limits,
+    pub(crate) slots: Slots,
+    snapshotter: OnceLock<Result<Snapshotter, String>>,
+}
+
+impl std::fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleEngine").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl RuleEngine {
+    pub fn new(limits: Limits) -> Result<Self, EngineError> {
+        limits.validate()?;
+        let wasmtime_err = |e: wasmtime::Error| EngineError::Wasmtime(format!("{e:#}"));
+        let slots = limits.concurrency;
+        // Each execution instantiates the guest's core modules (main, adapter, shims) and
+        // pre-initialization holds one core instance; size the pool for that.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots + 1)
+            .total_core_instances(slots * 8 + 8)
+            .total_memories(slots * 2 + 2)
+            .total_tables(slots * 4 + 4)
+            .max_memory_size(limits.memory_bytes)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(wasmtime_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime_err)?;
+        CredentialsExchange::add_to_linker::<_, wasmtime::component::HasSelf<StoreData>>(&mut linker, |data| data)
+            .map_err(wasmtime_err)?;
+        start_epoch_ticker(&engine);
+        Ok(RuleEngine {
+            engine,
+            linker,
+            slots: Slots::new(limits.concurrency as usize),
+            limits,
+            snapshotter: OnceLock::new(),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// JS source to a pre-initialized component (what `tokenhost compile` writes).
+    pub fn componentize_js(&self, source: &str) -> Result<Vec<u8>, CompileError> {
+        if source.len() > self.limits.max_script_bytes {
+            return Err(CompileError::TooLarge { size: source.len(), limit: self.limits.max_script_bytes });
+        }
+        let snapshotter = self
+            .snapshotter
+            .get_or_init(|| Snapshotter::new(&self.engine).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| CompileError::Runtime(e.clone()))?;
+        let module = snapshotter.snapshot(&self.engine, source, &self.limits)?;
+        compile::componentize(&module)
+    }
+
+    /// Prepares the one-off machinery of JS compilation now rather than on first upload.
+    pub fn warm_up(&self) -> Result<(), CompileError> {
+        self.snapshotter
+            .get_or_init(|| Snapshotter::new(&self.engine).map_err(|e| e.to_string()))
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| CompileError::Runtime(e.clone()))
+    }
+
+    /// JS source to a rule ready to run.
+    pub fn compile_js(&self, source: &str) -> Result<CompiledRule, CompileError> {
+        let component = self.componentize_js(source)?;
+        self.compile_component(&component)
+    }
+
+    /// A component built elsewhere (any language implementing the world), checked against
+    /// the world and compiled here.
+    pub fn compile_component(&self, wasm: &[u8]) -> Result<CompiledRule, CompileError> {
+        compile::compile_component(&self.engine, &self.linker, wasm)
+    }
+
+    /// Serializes a compiled rule for storage, sealed with `key`.
+    pub fn seal(&self, rule: &CompiledRule, key: &ArtifactKey) -> Result<Vec<u8>, ArtifactError> {
+        key.seal(rule.component())
+    }
+
+    /// Loads a sealed artifact if, and only if, this key sealed it for this engine.
+    pub fn load(&self, sealed: &[u8], key: &ArtifactKey) -> Result<CompiledRule, ArtifactError> {
+        let component = key.open(&self.engine, sealed)?;
+        compile::ready(&self.linker, component).map_err(|e| ArtifactError::Incompatible(e.to_string()))
+    }
+}
+
+/// Advances the engine's epoch every tick for as long as the engine lives.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    // If the thread cannot start, deadlines degrade to fuel alone; say so loudly.
+    let spawned = thread::Builder::new().name("tokenhost-epoch".into()).spawn(move || loop {
+        thread::sleep(EPOCH_TICK);
+        match weak.upgrade() {
+            Some(engine) => engine.increment_epoch(),
+            None => break,
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker, rule deadlines will not be enforced: {e}");
+    }
+}
+
+/// A counting semaphore over the pool's instance slots: excess executions wait.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+pub(crate) struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn new(count: usize) -> Self {
+        Slots { free: Mutex::new(count), freed: Condvar::new() }
+    }
+
+    pub(crate) fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}

@@ -1,0 +1,133 @@
+//! One execution: a fresh store, instantiate, call `execute`, read the outcome.
+//!
+//! Nothing survives between executions: every call gets its own store and instance from
+//! the rule's snapshot. Traps are classified by type, never by message text.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use wasmtime::Trap;
+
+use super::bindings::{AccessToken, FailureKind, RuleError};
+use super::claims;
+use super::compile::CompiledRule;
+use super::engine::RuleEngine;
+use super::input::RuleInput;
+use super::limits::Limits;
+use super::outcome::{Denial, DenialCode, Execution, Failure, LogLine, Outcome, Token};
+use super::store::new_store;
+
+impl RuleEngine {
+    /// Runs `rule` once with the configured deadline.
+    pub fn execute(&self, rule: &CompiledRule, input: &RuleInput) -> Execution {
+        self.execute_until(rule, input, Instant::now() + self.limits.deadline)
+    }
+
+    /// Runs `rule` once, stopping it at `deadline` (a chain shares one deadline).
+    /// Blocking: call it from a blocking thread, never on an async runtime's worker.
+    pub fn execute_until(&self, rule: &CompiledRule, input: &RuleInput, deadline: Instant) -> Execution {
+        let _slot = self.slots.acquire();
+        let started = Instant::now();
+        let limits = &self.limits;
+        let deadline_ms = limits.deadline.as_millis().try_into().unwrap_or(u64::MAX);
+        if started >= deadline {
+            return Execution {
+                outcome: Outcome::Failed { failure: Failure::Deadline { deadline_ms } },
+                logs: Vec::new(),
+                fuel_used: 0,
+                duration: started.elapsed(),
+            };
+        }
+        let mut store = match new_store(&self.engine, limits, deadline) {
+            Ok(store) => store,
+            Err(e) => {
+                return Execution {
+                    outcome: Outcome::Failed { failure: Failure::Trap { message: format!("cannot create a store: {e:#}") } },
+                    logs: Vec::new(),
+                    fuel_used: 0,
+                    duration: started.elapsed(),
+                }
+            }
+        };
+        let result = rule.pre.instantiate(&mut store).and_then(|instance| {
+            instance.call_execute(
+                &mut store,
+                &input.wit_client(),
+                &input.scope,
+                &input.audience,
+                &input.wit_context(),
+            )
+        });
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let memory_refused = store.data().limiter.memory_refused;
+        let mut logs = std::mem::take(&mut store.data_mut().logs.lines);
+        drop(store);
+        let outcome = match result {
+            Ok(Ok(token)) => issued(token, limits, &mut logs),
+            Ok(Err(error)) => decided(error),
+            Err(trap) => Outcome::Failed { failure: classify_trap(&trap, memory_refused, limits) },
+        };
+        Execution { outcome, logs, fuel_used, duration: started.elapsed() }
+    }
+}
+
+fn issued(token: AccessToken, limits: &Limits, logs: &mut Vec<LogLine>) -> Outcome {
+    let mut raw = Map::new();
+    for claim in token.custom_claims {
+        match serde_json::from_str::<Value>(&claim.value) {
+            Ok(value) => {
+                raw.insert(claim.name, value);
+            }
+            Err(e) => {
+                let message = format!("claim \"{}\" is not JSON: {e}", claim.name);
+                return Outcome::Failed { failure: Failure::InvalidResult { message } };
+            }
+        }
+    }
+    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > limits.max_claims_bytes {
+        return Outcome::Failed { failure: Failure::ClaimsTooLarge { size, limit: limits.max_claims_bytes } };
+    }
+    let mut scope = Vec::with_capacity(token.scope.len());
+    for s in token.scope {
+        if !scope.contains(&s) {
+            scope.push(s);
+        }
+    }
+    Outcome::Issued { token: Token { scope, claims: claims::filter(raw, logs) } }
+}
+
+fn decided(error: RuleError) -> Outcome {
+    let denial = |code, message| Outcome::Denied { denial: Denial { code, message } };
+    match error {
+        RuleError::AccessDenied(m) => denial(DenialCode::AccessDenied, m),
+        RuleError::InvalidScope(m) => denial(DenialCode::InvalidScope, m),
+        RuleError::InvalidRequest(m) => denial(DenialCode::InvalidRequest, m),
+        RuleError::UnauthorizedClient(m) => denial(DenialCode::UnauthorizedClient, m),
+        RuleError::ServerError(m) => denial(DenialCode::ServerError, m),
+        RuleError::Failure(f) => Outcome::Failed {
+            failure: match f.kind {
+                FailureKind::OutOfMemory => Failure::MemoryLimit,
+                FailureKind::StackOverflow => Failure::StackOverflow,
+                FailureKind::NoCallback => Failure::NoCallback,
+                FailureKind::InvalidResult => Failure::InvalidResult { message: f.message },
+                FailureKind::Exception => Failure::Exception { name: f.name, message: f.message, stack: f.stack },
+            },
+        },
+    }
+}
+
+/// A trap as the failure it stands for.
+pub(crate) fn classify_trap(error: &wasmtime::Error, memory_refused: bool, limits: &Limits) -> Failure {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { limit: limits.fuel },
+        Some(Trap::Interrupt) => Failure::Deadline {
+            deadline_ms: limits.deadline.as_millis().try_into().unwrap_or(u64::MAX),
+        },
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        // A refused memory grow usually surfaces as an abort in the guest's allocator.
+        _ if memory_refused => Failure::MemoryLimit,
+        Some(trap) => Failure::Trap { message: trap.to_string() },
+        None => Failure::Trap { message: format!("{error:#}") },
+    }
+}

@@ -1,0 +1,227 @@
+//! What a rule is called with: the legacy rule's arguments, as an event file spells them.
+//!
+//! The JSON shape is the one JS sees (`{"client": {...}, "scope": [...], "audience": "...",
+//! "context": {...}}`), so a rule author can copy an event from a log into a file and replay
+//! it with `tokenhost run-rule`. Missing parts default to a plausible request.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::bindings;
+
+/// The client asking for a token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClientInfo {
+    pub id: String,
+    pub name: String,
+    pub tenant: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Default for ClientInfo {
+    fn default() -> Self {
+        ClientInfo {
+            id: "test-client".into(),
+            name: "Test client".into(),
+            tenant: "default".into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// The HTTP request behind the exchange (`context.request`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RequestInfo {
+    pub ip: String,
+    #[serde(alias = "userAgent")]
+    pub user_agent: String,
+    pub hostname: String,
+    pub method: String,
+    /// Body fields, client secret already removed.
+    pub body: Map<String, Value>,
+}
+
+impl Default for RequestInfo {
+    fn default() -> Self {
+        RequestInfo {
+            ip: "127.0.0.1".into(),
+            user_agent: "tokenhost-run-rule".into(),
+            hostname: "localhost".into(),
+            method: "POST".into(),
+            body: Map::new(),
+        }
+    }
+}
+
+/// `context.accessToken`: the token as earlier rules of a chain left it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TokenSoFar {
+    pub scope: Vec<String>,
+    #[serde(alias = "customClaims")]
+    pub custom_claims: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+struct Webtask {
+    secrets: BTreeMap<String, String>,
+}
+
+/// `context` as an event file gives it; `ip`, `userAgent` and `hostname` at the top level
+/// (the original platform's spelling) fill in `request` where it leaves them out.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+struct ContextFile {
+    ip: Option<String>,
+    #[serde(alias = "user_agent")]
+    #[serde(rename = "userAgent")]
+    user_agent: Option<String>,
+    hostname: Option<String>,
+    request: Option<RequestInfo>,
+    secrets: BTreeMap<String, String>,
+    webtask: Webtask,
+    #[serde(alias = "access_token", rename = "accessToken")]
+    access_token: TokenSoFar,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+struct EventFile {
+    client: ClientInfo,
+    scope: Vec<String>,
+    audience: String,
+    context: ContextFile,
+}
+
+impl Default for EventFile {
+    fn default() -> Self {
+        EventFile {
+            client: ClientInfo::default(),
+            scope: Vec::new(),
+            audience: "https://api.example.com/".into(),
+            context: ContextFile::default(),
+        }
+    }
+}
+
+/// Everything one rule execution is given.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "EventFile")]
+pub struct RuleInput {
+    pub client: ClientInfo,
+    pub scope: Vec<String>,
+    pub audience: String,
+    pub request: RequestInfo,
+    pub secrets: BTreeMap<String, String>,
+    pub token_so_far: TokenSoFar,
+}
+
+impl Default for RuleInput {
+    fn default() -> Self {
+        EventFile::default().into()
+    }
+}
+
+impl From<EventFile> for RuleInput {
+    fn from(event: EventFile) -> Self {
+        let ctx = event.context;
+        let mut request = ctx.request.unwrap_or_default();
+        if let Some(ip) = ctx.ip {
+            request.ip = ip;
+        }
+        if let Some(user_agent) = ctx.user_agent {
+            request.user_agent = user_agent;
+        }
+        if let Some(hostname) = ctx.hostname {
+            request.hostname = hostname;
+        }
+        let mut secrets = ctx.webtask.secrets;
+        secrets.extend(ctx.secrets);
+        RuleInput {
+            client: event.client,
+            scope: event.scope,
+            audience: event.audience,
+            request,
+            secrets,
+            token_so_far: ctx.access_token,
+        }
+    }
+}
+
+impl RuleInput {
+    /// Parses an event file's JSON.
+    pub fn from_json(json: &str) -> serde_json::Result<RuleInput> {
+        serde_json::from_str(json)
+    }
+
+    pub(crate) fn wit_client(&self) -> bindings::Client {
+        bindings::Client {
+            id: self.client.id.clone(),
+            name: self.client.name.clone(),
+            tenant: self.client.tenant.clone(),
+            metadata: pairs(&self.client.metadata),
+        }
+    }
+
+    pub(crate) fn wit_context(&self) -> bindings::Context {
+        let request = &self.request;
+        bindings::Context {
+            request: bindings::RequestInfo {
+                ip: request.ip.clone(),
+                user_agent: request.user_agent.clone(),
+                hostname: request.hostname.clone(),
+                method: request.method.clone(),
+                body: request
+                    .body
+                    .iter()
+                    .map(|(name, value)| bindings::BodyField { name: name.clone(), value: value.to_string() })
+                    .collect(),
+            },
+            secrets: pairs(&self.secrets),
+            access_token: bindings::AccessToken {
+                scope: self.token_so_far.scope.clone(),
+                custom_claims: self
+                    .token_so_far
+                    .custom_claims
+                    .iter()
+                    .map(|(name, value)| bindings::Claim { name: name.clone(), value: value.to_string() })
+                    .collect(),
+            },
+        }
+    }
+}
+
+fn pairs(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_event_gets_sensible_defaults() {
+        let input = RuleInput::from_json("{}").expect("parse");
+        assert_eq!(input.client.tenant, "default");
+        assert_eq!(input.request.method, "POST");
+        assert!(input.scope.is_empty());
+    }
+
+    #[test]
+    fn legacy_context_spelling_is_understood() {
+        let input = RuleInput::from_json(
+            r#"{"context": {"ip": "10.0.0.9", "userAgent": "curl", "webtask": {"secrets": {"k": "v"}},
+                "accessToken": {"scope": ["a"], "customClaims": {"https://x/y": 1}}}}"#,
+        )
+        .expect("parse");
+        assert_eq!(input.request.ip, "10.0.0.9");
+        assert_eq!(input.request.user_agent, "curl");
+        assert_eq!(input.secrets.get("k").map(String::as_str), Some("v"));
+        assert_eq!(input.token_so_far.scope, vec!["a".to_string()]);
+    }
+}

@@ -1,0 +1,22 @@
+//! The rule engine: JS (or any language's component) compiled to a sandboxed component,
+//! executed once per token request under fuel, memory and deadline limits.
+
+mod artifact;
+mod bindings;
+pub mod claims;
+mod compile;
+mod engine;
+mod execute;
+mod input;
+mod limits;
+mod outcome;
+mod snapshot;
+mod store;
+
+pub use artifact::{ArtifactError, ArtifactKey};
+pub use compile::{CompileError, CompiledRule};
+pub use engine::{EngineError, RuleEngine};
+pub use input::{ClientInfo, RequestInfo, RuleInput, TokenSoFar};
+pub use limits::*;
+pub use outcome::{Denial, DenialCode, Execution, Failure, Level, LogLine, Outcome, Token};
+pub use snapshot::RULE_RUNTIME;

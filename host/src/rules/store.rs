@@ -1,0 +1,147 @@
+//! The per-execution store: one struct owns every limit and the captured logs.
+//!
+//! [`new_store`] is the only way an execution gets a `Store`, so no call path can forget
+//! fuel, the memory cap or the deadline.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{self, LogLevel};
+use super::limits::Limits;
+use super::outcome::{Level, LogLine};
+
+/// How often the engine's epoch advances: the deadline's resolution.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Linear memory and table growth under a cap, remembering whether a grow was refused so a
+/// trap that follows can be reported as the memory limit it really is.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    memory_bytes: usize,
+    pub(crate) memory_refused: bool,
+}
+
+impl Limiter {
+    pub(crate) fn new(memory_bytes: usize) -> Self {
+        Limiter { memory_bytes, memory_refused: false }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Console output of one execution, capped in bytes.
+#[derive(Debug)]
+pub(crate) struct Logs {
+    pub(crate) lines: Vec<LogLine>,
+    bytes: usize,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Logs {
+    fn new(cap: usize) -> Self {
+        Logs { lines: Vec::new(), bytes: 0, cap, truncated: false }
+    }
+
+    pub(crate) fn push(&mut self, level: Level, message: &str) {
+        if self.truncated {
+            return;
+        }
+        let room = self.cap.saturating_sub(self.bytes);
+        if message.len() <= room {
+            self.bytes += message.len();
+            self.lines.push(LogLine { level, message: message.to_string() });
+            return;
+        }
+        let mut cut = room;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.truncated = true;
+        self.bytes = self.cap;
+        self.lines.push(LogLine {
+            level,
+            message: format!("{}… [log output truncated at {} bytes]", &message[..cut], self.cap),
+        });
+    }
+}
+
+/// Everything a rule's store holds.
+pub(crate) struct StoreData {
+    pub(crate) limiter: Limiter,
+    pub(crate) logs: Logs,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::CredentialsExchangeImports for StoreData {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let level = match level {
+            LogLevel::Debug => Level::Debug,
+            LogLevel::Info => Level::Info,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Error => Level::Error,
+        };
+        self.logs.push(level, &message);
+    }
+}
+
+impl bindings::tokenhost::rule::types::Host for StoreData {}
+
+/// A fresh store with every limit set. The guest sees an empty WASI context: no
+/// filesystem, environment, arguments or network; only clocks and randomness.
+pub(crate) fn new_store(engine: &Engine, limits: &Limits, deadline: Instant) -> wasmtime::Result<Store<StoreData>> {
+    let data = StoreData {
+        limiter: Limiter::new(limits.memory_bytes),
+        logs: Logs::new(limits.max_log_bytes),
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+    };
+    let mut store = Store::new(engine, data);
+    store.limiter(|data| &mut data.limiter);
+    store.set_fuel(limits.fuel)?;
+    store.set_epoch_deadline(ticks_until(deadline));
+    store.epoch_deadline_trap();
+    Ok(store)
+}
+
+/// Epoch ticks from now until `deadline`, rounded up, at least one.
+pub(crate) fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let tick = EPOCH_TICK.as_micros().max(1);
+    (left.as_micros().div_ceil(tick) as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_stop_at_the_cap_and_say_so() {
+        let mut logs = Logs::new(10);
+        logs.push(Level::Info, "12345");
+        logs.push(Level::Info, "6789abcdef");
+        logs.push(Level::Info, "more");
+        assert_eq!(logs.lines.len(), 2);
+        assert!(logs.lines[1].message.starts_with("6789a"));
+        assert!(logs.lines[1].message.contains("truncated"));
+    }
+}
