@@ -10,7 +10,7 @@ use std::cell::{Cell, OnceCell};
 use std::io::{Read, Write};
 
 use javy::quickjs::{
-    context::EvalOptions, prelude::Func, Array, CatchResultExt, CaughtError, Ctx, Function,
+    context::EvalOptions, prelude::Func, qjs, Array, CatchResultExt, CaughtError, Ctx, Function,
     Object, Persistent, Value,
 };
 use javy::{Config, Runtime};
@@ -32,6 +32,12 @@ use bindings::tokenhost::rule::types::{
 const QUICKJS_HEAP_LIMIT: usize = 24 * 1024 * 1024;
 /// Below the 1 MiB shadow stack, so deep JS recursion is a JS RangeError, not a trap.
 const QUICKJS_STACK_LIMIT: usize = 512 * 1024;
+/// Allocation an execution may make before QuickJS's cycle collector runs. The snapshot's
+/// heap is collected once at load and the threshold set this far above what is left, so an
+/// ordinary execution never starts with a full GC of the runtime's built-in objects just
+/// because the snapshot sat near the threshold, while a rule producing much cyclic garbage
+/// still gets it collected.
+const GC_HEADROOM: usize = 8 * 1024 * 1024;
 /// How often pending promise jobs are drained before the rule counts as stuck.
 const MAX_JOB_ROUNDS: usize = 10_000;
 
@@ -49,6 +55,9 @@ thread_local! {
 /// JSON line, `{"ok":true,...}` or the compile error with its line and column.
 #[export_name = "wizer-initialize"]
 pub extern "C" fn initialize() {
+    // Static constructors run now, inside the snapshot; otherwise wit-bindgen would run
+    // them on the first `execute` of every instance.
+    wit_bindgen::rt::run_ctors_once();
     let mut source = String::new();
     let status = match std::io::stdin().read_to_string(&mut source) {
         Ok(_) => load(&source),
@@ -88,6 +97,7 @@ fn load(source: &str) -> String {
             Err(CaughtError::Value(v)) => call_glue::<String>(&glue, "compileError", (v,)),
             Err(CaughtError::Error(e)) => Err(e.to_string()),
         }?;
+        collect_and_raise_gc_threshold(&cx);
         Ok((Persistent::save(&cx, glue), status))
     });
     match outcome {
@@ -101,6 +111,19 @@ fn load(source: &str) -> String {
             "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
             json_string(&message)
         ),
+    }
+}
+
+fn collect_and_raise_gc_threshold(cx: &Ctx) {
+    // SAFETY: `cx` is a live context; the runtime pointer comes from it and is only used
+    // for the duration of these calls, on this (the only) thread.
+    unsafe {
+        let rt = qjs::JS_GetRuntime(cx.as_raw().as_ptr());
+        qjs::JS_RunGC(rt);
+        let mut usage = std::mem::MaybeUninit::<qjs::JSMemoryUsage>::zeroed();
+        qjs::JS_ComputeMemoryUsage(rt, usage.as_mut_ptr());
+        let used = usage.assume_init().malloc_size.max(0) as usize;
+        qjs::JS_SetGCThreshold(rt, (used + GC_HEADROOM) as qjs::size_t);
     }
 }
 

@@ -138,6 +138,9 @@
     if (name === 'InternalError' && message === 'out of memory') {
       return failure('out-of-memory', name, 'the rule ran out of memory', trace);
     }
+    if (name === 'InternalError' && message === 'string too long') {
+      return failure('out-of-memory', name, 'the rule built a string over the maximum length', trace);
+    }
     if (name === 'RangeError' && message.indexOf('stack') !== -1) {
       return failure('stack-overflow', name, message, trace);
     }

@@ -59,7 +59,9 @@ impl RuleEngine {
             .total_tables(slots * 4 + 4)
             .max_memory_size(limits.memory_bytes)
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
+            .table_keep_resident(KEEP_RESIDENT)
+            // Reset only the pages an execution dirtied (Linux 6.7+; ignored elsewhere).
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
