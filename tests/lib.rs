@@ -20,7 +20,9 @@ pub fn engine() -> &'static RuleEngine {
 
 /// Compiles JS source, failing the test with the compile error.
 pub fn compile(source: &str) -> CompiledRule {
-    engine().compile_js(source).unwrap_or_else(|e| panic!("compile failed: {e}"))
+    engine()
+        .compile_js(source)
+        .unwrap_or_else(|e| panic!("compile failed: {e}"))
 }
 
 /// Compiles a file of `rules/`.
@@ -45,7 +47,11 @@ pub fn tokenhost_bin() -> PathBuf {
     let path = std::env::var_os("TOKENHOST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/release/tokenhost"));
-    assert!(path.exists(), "{} is missing: run `make test` (it builds the binary first)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it builds the binary first)",
+        path.display()
+    );
     path
 }
 

@@ -23,8 +23,7 @@ mod bindings {
 }
 
 use bindings::tokenhost::rule::types::{
-    AccessToken, Claim, Client, Context, FailureKind, LogLevel, RequestInfo, RuleError,
-    RuleFailure,
+    AccessToken, Claim, Client, Context, FailureKind, LogLevel, RequestInfo, RuleError, RuleFailure,
 };
 
 /// QuickJS's own heap limit: below the host's default 32 MiB linear-memory cap, so that a
@@ -81,25 +80,30 @@ fn load(source: &str) -> String {
         Ok(runtime) => runtime,
         Err(e) => return format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}"),
     };
-    let outcome = runtime.context().with(|cx| -> Result<(Persistent<Object<'static>>, String), String> {
-        let globals = cx.globals();
-        let natives = globals
-            .set("__th_log", Func::from(log_native))
-            .and_then(|_| globals.set("__th_random", Func::from(random_native)));
-        natives.map_err(|e| format!("natives: {e}"))?;
-        let glue: Object = cx
-            .eval_with_options(include_str!("prelude.js"), script_options("prelude.js"))
-            .catch(&cx)
-            .map_err(|e| format!("prelude: {e}"))?;
-        let status = match cx.eval_with_options::<(), _>(source, script_options("rule.js")).catch(&cx) {
-            Ok(()) => call_glue::<String>(&glue, "checkLoaded", ()),
-            Err(CaughtError::Exception(e)) => call_glue::<String>(&glue, "compileError", (e,)),
-            Err(CaughtError::Value(v)) => call_glue::<String>(&glue, "compileError", (v,)),
-            Err(CaughtError::Error(e)) => Err(e.to_string()),
-        }?;
-        collect_and_raise_gc_threshold(&cx);
-        Ok((Persistent::save(&cx, glue), status))
-    });
+    let outcome = runtime.context().with(
+        |cx| -> Result<(Persistent<Object<'static>>, String), String> {
+            let globals = cx.globals();
+            let natives = globals
+                .set("__th_log", Func::from(log_native))
+                .and_then(|_| globals.set("__th_random", Func::from(random_native)));
+            natives.map_err(|e| format!("natives: {e}"))?;
+            let glue: Object = cx
+                .eval_with_options(include_str!("prelude.js"), script_options("prelude.js"))
+                .catch(&cx)
+                .map_err(|e| format!("prelude: {e}"))?;
+            let status = match cx
+                .eval_with_options::<(), _>(source, script_options("rule.js"))
+                .catch(&cx)
+            {
+                Ok(()) => call_glue::<String>(&glue, "checkLoaded", ()),
+                Err(CaughtError::Exception(e)) => call_glue::<String>(&glue, "compileError", (e,)),
+                Err(CaughtError::Value(v)) => call_glue::<String>(&glue, "compileError", (v,)),
+                Err(CaughtError::Error(e)) => Err(e.to_string()),
+            }?;
+            collect_and_raise_gc_threshold(&cx);
+            Ok((Persistent::save(&cx, glue), status))
+        },
+    );
     match outcome {
         Ok((glue, status)) => {
             GUEST.with(|cell| {
@@ -141,7 +145,9 @@ fn call_glue<'js, R: javy::quickjs::FromJs<'js>>(
     args: impl javy::quickjs::function::IntoArgs<'js>,
 ) -> Result<R, String> {
     let f: Function = glue.get(name).map_err(|e| format!("glue {name}: {e}"))?;
-    f.call(args).catch(glue.ctx()).map_err(|e| format!("glue {name}: {e}"))
+    f.call(args)
+        .catch(glue.ctx())
+        .map_err(|e| format!("glue {name}: {e}"))
 }
 
 /// Minimal JSON string quoting for the few messages built outside JS.
@@ -185,7 +191,11 @@ fn random_native() -> f64 {
             let mut seed = [0u8; 8];
             // SAFETY: the buffer is valid for 8 bytes for the duration of the call.
             let errno = unsafe { wasi_random_get(seed.as_mut_ptr(), seed.len()) };
-            x = if errno == 0 { u64::from_le_bytes(seed) } else { 0 } | 1;
+            x = if errno == 0 {
+                u64::from_le_bytes(seed)
+            } else {
+                0
+            } | 1;
         }
         x ^= x >> 12;
         x ^= x << 25;
@@ -206,7 +216,11 @@ impl bindings::Guest for Component {
     ) -> Result<AccessToken, RuleError> {
         GUEST.with(|cell| match cell.get() {
             Some(guest) => execute(guest, client, scope, audience, context),
-            None => Err(failure(FailureKind::Exception, "Error", "the rule was never loaded")),
+            None => Err(failure(
+                FailureKind::Exception,
+                "Error",
+                "the rule was never loaded",
+            )),
         })
     }
 }
@@ -214,7 +228,12 @@ impl bindings::Guest for Component {
 bindings::export!(Component with_types_in bindings);
 
 fn failure(kind: FailureKind, name: &str, message: &str) -> RuleError {
-    RuleError::Failure(RuleFailure { kind, name: name.into(), message: message.into(), stack: None })
+    RuleError::Failure(RuleFailure {
+        kind,
+        name: name.into(),
+        message: message.into(),
+        stack: None,
+    })
 }
 
 fn execute(
@@ -224,21 +243,27 @@ fn execute(
     audience: String,
     context: Context,
 ) -> Result<AccessToken, RuleError> {
-    let started = guest.runtime.context().with(|cx| -> Result<Persistent<Object<'static>>, String> {
-        let glue = guest.glue.clone().restore(&cx).map_err(|e| e.to_string())?;
-        let args = (
-            js_client(&cx, &client).map_err(|e| e.to_string())?,
-            js_strings(&cx, &scope).map_err(|e| e.to_string())?,
-            audience.as_str(),
-            js_request(&cx, &context.request).map_err(|e| e.to_string())?,
-            js_map(&cx, &context.secrets).map_err(|e| e.to_string())?,
-            js_strings(&cx, &context.access_token.scope).map_err(|e| e.to_string())?,
-            js_claims(&cx, &context.access_token.custom_claims).map_err(|e| e.to_string())?,
-        );
-        let state: Object = call_glue(&glue, "run", args)?;
-        Ok(Persistent::save(&cx, state))
-    });
-    let state = started.map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
+    let started =
+        guest
+            .runtime
+            .context()
+            .with(|cx| -> Result<Persistent<Object<'static>>, String> {
+                let glue = guest.glue.clone().restore(&cx).map_err(|e| e.to_string())?;
+                let args = (
+                    js_client(&cx, &client).map_err(|e| e.to_string())?,
+                    js_strings(&cx, &scope).map_err(|e| e.to_string())?,
+                    audience.as_str(),
+                    js_request(&cx, &context.request).map_err(|e| e.to_string())?,
+                    js_map(&cx, &context.secrets).map_err(|e| e.to_string())?,
+                    js_strings(&cx, &context.access_token.scope).map_err(|e| e.to_string())?,
+                    js_claims(&cx, &context.access_token.custom_claims)
+                        .map_err(|e| e.to_string())?,
+                );
+                let state: Object = call_glue(&glue, "run", args)?;
+                Ok(Persistent::save(&cx, state))
+            });
+    let state =
+        started.map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
 
     // Drain promise jobs: an async rule settles here. Nothing else can be pending (no
     // timers, no I/O), so once the queue is empty the outcome is final.
@@ -261,7 +286,8 @@ fn execute(
                 call_glue::<Object>(&glue, "read", (state,))
             })
             .map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
-        read_outcome(&outcome).map_err(|e| failure(FailureKind::InvalidResult, "TypeError", &e.to_string()))?
+        read_outcome(&outcome)
+            .map_err(|e| failure(FailureKind::InvalidResult, "TypeError", &e.to_string()))?
     })
 }
 
@@ -272,10 +298,16 @@ fn read_outcome(outcome: &Object) -> javy::quickjs::Result<Result<AccessToken, R
             .into_iter()
             .filter_map(|pair| {
                 let mut it = pair.into_iter();
-                Some(Claim { name: it.next()?, value: it.next()? })
+                Some(Claim {
+                    name: it.next()?,
+                    value: it.next()?,
+                })
             })
             .collect();
-        return Ok(Ok(AccessToken { scope: outcome.get("scope")?, custom_claims }));
+        return Ok(Ok(AccessToken {
+            scope: outcome.get("scope")?,
+            custom_claims,
+        }));
     }
     let code: String = outcome.get("code")?;
     let message: String = outcome.get("message")?;

@@ -15,7 +15,8 @@ const WARMUP: usize = 500;
 const ITERATIONS: usize = 5_000;
 const COMPILES: usize = 5;
 
-const NOOP_RULE: &str = "module.exports = function (client, scope, audience, context, cb) { cb(null, {}); };";
+const NOOP_RULE: &str =
+    "module.exports = function (client, scope, audience, context, cb) { cb(null, {}); };";
 const SEED_RULE: &str = include_str!("../../rules/myrule.js");
 
 struct Figures {
@@ -37,7 +38,11 @@ fn measure(engine: &RuleEngine, rule: &CompiledRule, input: &RuleInput) -> Figur
         fuel = execution.fuel_used;
     }
     times.sort();
-    Figures { median: times[times.len() / 2], p99: times[times.len() * 99 / 100], fuel }
+    Figures {
+        median: times[times.len() / 2],
+        p99: times[times.len() * 99 / 100],
+        fuel,
+    }
 }
 
 fn us(d: Duration) -> f64 {
@@ -76,23 +81,59 @@ fn main() {
     if markdown {
         println!("| rule | median | p99 | fuel |");
         println!("|---|---|---|---|");
-        println!("| no-op (baseline) | {:.1} us | {:.1} us | {} |", us(base.median), us(base.p99), base.fuel);
-        println!("| seed rule | {:.1} us | {:.1} us | {} |", us(rule.median), us(rule.p99), rule.fuel);
+        println!(
+            "| no-op (baseline) | {:.1} us | {:.1} us | {} |",
+            us(base.median),
+            us(base.p99),
+            base.fuel
+        );
+        println!(
+            "| seed rule | {:.1} us | {:.1} us | {} |",
+            us(rule.median),
+            us(rule.p99),
+            rule.fuel
+        );
         println!();
-        println!("- seed rule over baseline: {:+.1} us median", us(rule.median) - us(base.median));
+        println!(
+            "- seed rule over baseline: {:+.1} us median",
+            us(rule.median) - us(base.median)
+        );
         println!(
             "- upload-to-ready (JS -> snapshot -> component -> Cranelift), median of {COMPILES}: {:.3} s (max {:.3} s)",
             upload.as_secs_f64(),
             compile_times[compile_times.len() - 1].as_secs_f64()
         );
-        println!("- one-off per process: pre-initializer instrumentation and compile {:.3} s", warm_up.as_secs_f64());
+        println!(
+            "- one-off per process: pre-initializer instrumentation and compile {:.3} s",
+            warm_up.as_secs_f64()
+        );
     } else {
         println!("executions: {ITERATIONS} each after {WARMUP} warm-up, fresh store per execution");
-        println!("no-op rule:  median {:7.1} us  p99 {:7.1} us  fuel {}", us(base.median), us(base.p99), base.fuel);
-        println!("seed rule:   median {:7.1} us  p99 {:7.1} us  fuel {}", us(rule.median), us(rule.p99), rule.fuel);
-        println!("seed - no-op (median): {:+.1} us", us(rule.median) - us(base.median));
-        println!("upload-to-ready median {:.3} s (max {:.3} s) over {COMPILES} uploads", upload.as_secs_f64(), compile_times[compile_times.len() - 1].as_secs_f64());
-        println!("pre-initializer warm-up (once per process): {:.3} s", warm_up.as_secs_f64());
+        println!(
+            "no-op rule:  median {:7.1} us  p99 {:7.1} us  fuel {}",
+            us(base.median),
+            us(base.p99),
+            base.fuel
+        );
+        println!(
+            "seed rule:   median {:7.1} us  p99 {:7.1} us  fuel {}",
+            us(rule.median),
+            us(rule.p99),
+            rule.fuel
+        );
+        println!(
+            "seed - no-op (median): {:+.1} us",
+            us(rule.median) - us(base.median)
+        );
+        println!(
+            "upload-to-ready median {:.3} s (max {:.3} s) over {COMPILES} uploads",
+            upload.as_secs_f64(),
+            compile_times[compile_times.len() - 1].as_secs_f64()
+        );
+        println!(
+            "pre-initializer warm-up (once per process): {:.3} s",
+            warm_up.as_secs_f64()
+        );
         println!("targets: median <= 60 us, p99 <= 150 us, seed within 40 us of no-op, upload-to-ready <= 1.5 s");
     }
 }

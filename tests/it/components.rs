@@ -7,7 +7,8 @@ use tokenhost::rules::{CompileError, DenialCode, Outcome, RuleInput};
 
 fn rust_rule() -> Vec<u8> {
     let path = repo().join("tests/fixtures/rust-rule.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (built by `make fixtures`)", path.display()))
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (built by `make fixtures`)", path.display()))
 }
 
 #[test]
@@ -17,9 +18,14 @@ fn a_rule_written_in_rust_runs_through_the_same_world() {
     let token = execution.outcome.token().expect("token");
     assert_eq!(token.scope, vec!["read:reports", "admin", "rust"]);
     assert_eq!(token.claims["https://tokenhost.dev/tier"], json!("gold"));
-    assert_eq!(execution.logs[0].message, "rust rule for gold-client on https://reports.example.com/");
+    assert_eq!(
+        execution.logs[0].message,
+        "rust rule for gold-client on https://reports.example.com/"
+    );
 
-    let blocked = RuleInput::from_json(r#"{"client": {"id": "b", "metadata": {"blocked": "true"}}}"#).unwrap();
+    let blocked =
+        RuleInput::from_json(r#"{"client": {"id": "b", "metadata": {"blocked": "true"}}}"#)
+            .unwrap();
     match engine().execute(&rule, &blocked).outcome {
         Outcome::Denied { denial } => assert_eq!(denial.code, DenialCode::AccessDenied),
         other => panic!("{other:?}"),
@@ -28,8 +34,13 @@ fn a_rule_written_in_rust_runs_through_the_same_world() {
 
 #[test]
 fn a_core_module_is_not_accepted() {
-    let error = engine().compile_component(tokenhost::rules::RULE_RUNTIME).unwrap_err();
-    assert!(matches!(error, CompileError::InvalidComponent(_)), "{error:?}");
+    let error = engine()
+        .compile_component(tokenhost::rules::RULE_RUNTIME)
+        .unwrap_err();
+    assert!(
+        matches!(error, CompileError::InvalidComponent(_)),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -37,12 +48,20 @@ fn a_component_without_the_world_is_refused() {
     // The smallest valid component: no imports, no exports.
     let empty = b"\0asm\x0d\0\x01\0";
     let error = engine().compile_component(empty).unwrap_err();
-    assert!(matches!(error, CompileError::InvalidComponent(_)), "{error:?}");
+    assert!(
+        matches!(error, CompileError::InvalidComponent(_)),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("execute"), "{error}");
 }
 
 #[test]
 fn garbage_is_refused() {
-    let error = engine().compile_component(b"\0asm\x0d\0\x01\0garbage").unwrap_err();
-    assert!(matches!(error, CompileError::InvalidComponent(_)), "{error:?}");
+    let error = engine()
+        .compile_component(b"\0asm\x0d\0\x01\0garbage")
+        .unwrap_err();
+    assert!(
+        matches!(error, CompileError::InvalidComponent(_)),
+        "{error:?}"
+    );
 }

@@ -34,7 +34,10 @@ fn seed_rule_adds_its_claim_and_the_extra_scope() {
     let execution = engine().execute(&compile_rule_file("myrule.js"), &event("seed.json"));
     let token = token(&execution.outcome);
     assert_eq!(token.scope, vec!["test", "extra"]);
-    assert_eq!(token.claims.get("https://foo.com/claim"), Some(&json!("bar")));
+    assert_eq!(
+        token.claims.get("https://foo.com/claim"),
+        Some(&json!("bar"))
+    );
     assert!(execution.logs.is_empty(), "{:?}", execution.logs);
 }
 
@@ -46,21 +49,35 @@ fn seed_rule_fuel_is_pinned() {
     const EXPECTED: u64 = 163_000;
     const THRESHOLD_PCT: u64 = 10;
     let delta = fuel.abs_diff(EXPECTED) * 100 / EXPECTED;
-    assert!(delta <= THRESHOLD_PCT, "seed rule used {fuel} fuel, expected {EXPECTED} +/- {THRESHOLD_PCT}%");
+    assert!(
+        delta <= THRESHOLD_PCT,
+        "seed rule used {fuel} fuel, expected {EXPECTED} +/- {THRESHOLD_PCT}%"
+    );
 }
 
 #[test]
 fn plain_error_is_a_denial() {
     let execution = engine().execute(&compile_rule_file("deny.js"), &event("seed.json"));
-    assert_eq!(denial(&execution.outcome), (DenialCode::AccessDenied, "access denied"));
-    assert_eq!(execution.logs[0].message, "denying m2m-client for https://api.example.com/");
+    assert_eq!(
+        denial(&execution.outcome),
+        (DenialCode::AccessDenied, "access denied")
+    );
+    assert_eq!(
+        execution.logs[0].message,
+        "denying m2m-client for https://api.example.com/"
+    );
 }
 
 #[test]
 fn metadata_rule_reads_client_metadata() {
     let rule = compile_rule_file("metadata.js");
     let gold = engine().execute(&rule, &event("gold-client.json"));
-    assert_eq!(token(&gold.outcome).claims.get("https://tokenhost.dev/tier"), Some(&json!("gold")));
+    assert_eq!(
+        token(&gold.outcome)
+            .claims
+            .get("https://tokenhost.dev/tier"),
+        Some(&json!("gold"))
+    );
     let none = engine().execute(&rule, &event("no-metadata.json"));
     let (code, message) = denial(&none.outcome);
     assert_eq!(code, DenialCode::InvalidRequest);
@@ -72,21 +89,32 @@ fn async_rule_resolves_to_its_token() {
     let execution = engine().execute(&compile_rule_file("async.js"), &event("gold-client.json"));
     let token = token(&execution.outcome);
     assert_eq!(token.scope, vec!["read:reports"]);
-    assert_eq!(token.claims.get("https://tokenhost.dev/region"), Some(&json!("us")));
+    assert_eq!(
+        token.claims.get("https://tokenhost.dev/region"),
+        Some(&json!("us"))
+    );
 }
 
 #[test]
 fn async_rejection_and_typed_errors_map_to_their_codes() {
     let cases = [
         ("cb(new InvalidScopeError('no'))", DenialCode::InvalidScope),
-        ("cb(new InvalidRequestError('no'))", DenialCode::InvalidRequest),
-        ("cb(new UnauthorizedClientError('no'))", DenialCode::UnauthorizedClient),
+        (
+            "cb(new InvalidRequestError('no'))",
+            DenialCode::InvalidRequest,
+        ),
+        (
+            "cb(new UnauthorizedClientError('no'))",
+            DenialCode::UnauthorizedClient,
+        ),
         ("cb(new ServerError('no'))", DenialCode::ServerError),
         ("cb('no')", DenialCode::AccessDenied),
         ("throw new Error('no')", DenialCode::AccessDenied),
     ];
     for (body, code) in cases {
-        let source = format!("module.exports = function (client, scope, audience, context, cb) {{ {body}; }};");
+        let source = format!(
+            "module.exports = function (client, scope, audience, context, cb) {{ {body}; }};"
+        );
         let execution = run(&source, &RuleInput::default());
         assert_eq!(denial(&execution.outcome), (code, "no"), "{body}");
     }
@@ -94,7 +122,10 @@ fn async_rejection_and_typed_errors_map_to_their_codes() {
         "module.exports = async function () { throw new InvalidScopeError('async no'); };",
         &RuleInput::default(),
     );
-    assert_eq!(denial(&rejected.outcome), (DenialCode::InvalidScope, "async no"));
+    assert_eq!(
+        denial(&rejected.outcome),
+        (DenialCode::InvalidScope, "async no")
+    );
 }
 
 #[test]
@@ -106,7 +137,10 @@ fn type_error_is_a_failure_with_stack() {
     match failure(&execution.outcome) {
         Failure::Exception { name, stack, .. } => {
             assert_eq!(name, "TypeError");
-            assert!(stack.as_deref().unwrap_or("").contains("rule.js:2"), "{stack:?}");
+            assert!(
+                stack.as_deref().unwrap_or("").contains("rule.js:2"),
+                "{stack:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -119,7 +153,10 @@ fn second_callback_is_ignored_and_logged() {
         &RuleInput::default(),
     );
     assert_eq!(token(&execution.outcome).scope, vec!["one"]);
-    assert!(execution.logs.iter().any(|l| l.level == Level::Warn && l.message.contains("second outcome")));
+    assert!(execution
+        .logs
+        .iter()
+        .any(|l| l.level == Level::Warn && l.message.contains("second outcome")));
 }
 
 #[test]
@@ -129,14 +166,20 @@ fn no_state_survives_between_executions() {
     );
     for _ in 0..3 {
         let execution = engine().execute(&counter, &RuleInput::default());
-        assert_eq!(token(&execution.outcome).claims.get("https://t/count"), Some(&json!(1)));
+        assert_eq!(
+            token(&execution.outcome).claims.get("https://t/count"),
+            Some(&json!(1))
+        );
     }
     let patcher = compile(
         "module.exports = function (c, s, a, ctx, cb) {\n  var seen = ({}).polluted;\n  Object.prototype.polluted = 'yes';\n  cb(null, {'https://t/seen': String(seen)});\n};",
     );
     for _ in 0..2 {
         let execution = engine().execute(&patcher, &RuleInput::default());
-        assert_eq!(token(&execution.outcome).claims.get("https://t/seen"), Some(&json!("undefined")));
+        assert_eq!(
+            token(&execution.outcome).claims.get("https://t/seen"),
+            Some(&json!("undefined"))
+        );
     }
 }
 
@@ -148,10 +191,21 @@ fn date_follows_the_host_clock_and_random_differs_per_execution() {
     );
     let first = engine().execute(&rule, &RuleInput::default());
     let second = engine().execute(&rule, &RuleInput::default());
-    let host_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as f64;
-    let guest_now = token(&second.outcome).claims["https://t/now"].as_f64().unwrap();
-    assert!((host_now - guest_now).abs() < 1000.0, "guest {guest_now} host {host_now}");
-    assert_ne!(token(&first.outcome).claims["https://t/r"], token(&second.outcome).claims["https://t/r"]);
+    let host_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    let guest_now = token(&second.outcome).claims["https://t/now"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (host_now - guest_now).abs() < 1000.0,
+        "guest {guest_now} host {host_now}"
+    );
+    assert_ne!(
+        token(&first.outcome).claims["https://t/r"],
+        token(&second.outcome).claims["https://t/r"]
+    );
 }
 
 #[test]
@@ -162,24 +216,41 @@ fn unnamespaced_and_registered_claims_are_dropped_with_a_log_line() {
     );
     let token = token(&execution.outcome);
     assert_eq!(token.claims.len(), 1);
-    assert!(token.scope.is_empty(), "a rule that leaves scope out grants none");
-    assert_eq!(execution.logs.iter().filter(|l| l.message.contains("dropped")).count(), 2);
+    assert!(
+        token.scope.is_empty(),
+        "a rule that leaves scope out grants none"
+    );
+    assert_eq!(
+        execution
+            .logs
+            .iter()
+            .filter(|l| l.message.contains("dropped"))
+            .count(),
+        2
+    );
 }
 
 #[test]
 fn unserializable_tokens_are_invalid_results() {
     for (value, expect) in [
         ("{'https://t/f': function () {}}", "function"),
-        ("(function () { var o = {}; o.self = o; return {'https://t/c': o}; })()", "circular"),
+        (
+            "(function () { var o = {}; o.self = o; return {'https://t/c': o}; })()",
+            "circular",
+        ),
         ("{'https://t/b': 10n}", "BigInt"),
         ("'a string'", "token object"),
         ("{scope: 'read write'}", "array of strings"),
     ] {
-        let source = format!("module.exports = function (c, s, a, ctx, cb) {{ cb(null, {value}); }};");
+        let source =
+            format!("module.exports = function (c, s, a, ctx, cb) {{ cb(null, {value}); }};");
         let execution = run(&source, &RuleInput::default());
         match failure(&execution.outcome) {
             Failure::InvalidResult { message } => {
-                assert!(message.to_lowercase().contains(&expect.to_lowercase()), "{value}: {message}")
+                assert!(
+                    message.to_lowercase().contains(&expect.to_lowercase()),
+                    "{value}: {message}"
+                )
             }
             other => panic!("{value}: {other:?}"),
         }
@@ -211,14 +282,24 @@ fn context_carries_request_and_secrets() {
         "module.exports = function (c, s, a, ctx, cb) { cb(null, {'https://t/v': [ctx.ip, ctx.request.body.n, ctx.webtask.secrets.API_KEY, ctx.secrets.API_KEY, c.tenant]}); };",
         &input,
     );
-    assert_eq!(token(&execution.outcome).claims["https://t/v"], json!(["198.51.100.4", 3, "k1", "k1", "default"]));
+    assert_eq!(
+        token(&execution.outcome).claims["https://t/v"],
+        json!(["198.51.100.4", 3, "k1", "k1", "default"])
+    );
 }
 
 #[test]
 fn syntax_error_is_a_compile_error_with_line_and_column() {
-    let error = engine().compile_js("module.exports = function (c, s, a, ctx, cb) {\n  var x = ;\n};").unwrap_err();
+    let error = engine()
+        .compile_js("module.exports = function (c, s, a, ctx, cb) {\n  var x = ;\n};")
+        .unwrap_err();
     match error {
-        CompileError::Script { line, column, message, .. } => {
+        CompileError::Script {
+            line,
+            column,
+            message,
+            ..
+        } => {
             assert_eq!(line, 2, "{message}");
             assert!(column > 0, "{message}");
             assert!(message.contains("SyntaxError"), "{message}");
@@ -229,9 +310,16 @@ fn syntax_error_is_a_compile_error_with_line_and_column() {
 
 #[test]
 fn top_level_exception_and_missing_export_are_compile_errors() {
-    let thrown = engine().compile_js("console.log('loading');\nthrow new TypeError('bad config');").unwrap_err();
+    let thrown = engine()
+        .compile_js("console.log('loading');\nthrow new TypeError('bad config');")
+        .unwrap_err();
     match &thrown {
-        CompileError::Script { line, message, logs, .. } => {
+        CompileError::Script {
+            line,
+            message,
+            logs,
+            ..
+        } => {
             assert_eq!(*line, 2);
             assert!(message.contains("bad config"));
             assert_eq!(logs[0].message, "loading");
@@ -248,12 +336,22 @@ fn sealed_artifacts_load_back_only_with_their_key() {
     let (key, _) = ArtifactKey::generate().unwrap();
     let sealed = engine().seal(&rule, &key).unwrap();
     let loaded = engine().load(&sealed, &key).unwrap();
-    assert!(engine().execute(&loaded, &event("seed.json")).outcome.token().is_some());
+    assert!(engine()
+        .execute(&loaded, &event("seed.json"))
+        .outcome
+        .token()
+        .is_some());
 
     let (other_key, _) = ArtifactKey::generate().unwrap();
-    assert!(engine().load(&sealed, &other_key).is_err(), "another server's artifact must not load");
+    assert!(
+        engine().load(&sealed, &other_key).is_err(),
+        "another server's artifact must not load"
+    );
     let mut tampered = sealed.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 0x55;
-    assert!(engine().load(&tampered, &key).is_err(), "a tampered artifact must not load");
+    assert!(
+        engine().load(&tampered, &key).is_err(),
+        "a tampered artifact must not load"
+    );
 }

@@ -19,10 +19,17 @@ fn fails_within(source: &str, expected: impl Fn(&Failure) -> bool) -> (Failure, 
         Outcome::Failed { failure } => failure,
         other => panic!("expected a failure from\n{source}\ngot {other:?}"),
     };
-    assert!(expected(&failure), "unexpected failure {failure:?} from\n{source}");
+    assert!(
+        expected(&failure),
+        "unexpected failure {failure:?} from\n{source}"
+    );
     // The engine must be unharmed: the seed rule still issues its token.
     let good = engine().execute(&compile(SEED_RULE), &event("seed.json"));
-    assert!(good.outcome.token().is_some(), "after {failure:?} the seed rule got {:?}", good.outcome);
+    assert!(
+        good.outcome.token().is_some(),
+        "after {failure:?} the seed rule got {:?}",
+        good.outcome
+    );
     (failure, duration)
 }
 
@@ -34,7 +41,9 @@ fn rule(body: &str) -> String {
 
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    assert_fails_with(&rule("while (true) {}"), |f| matches!(f, Failure::OutOfFuel { .. }));
+    assert_fails_with(&rule("while (true) {}"), |f| {
+        matches!(f, Failure::OutOfFuel { .. })
+    });
 }
 
 #[test]
@@ -49,8 +58,13 @@ fn memory_bomb_hits_the_memory_limit() {
 fn string_bomb_hits_the_memory_limit() {
     // Materialized doubling, and the classic `s + s` (a rope in QuickJS, stopped by its
     // maximum string length).
-    assert_fails_with(&rule("var s = 'x'; while (true) { s = s.repeat(2); }"), |f| matches!(f, Failure::MemoryLimit));
-    assert_fails_with(&rule("var s = 'x'; while (true) { s = s + s; }"), |f| matches!(f, Failure::MemoryLimit));
+    assert_fails_with(
+        &rule("var s = 'x'; while (true) { s = s.repeat(2); }"),
+        |f| matches!(f, Failure::MemoryLimit),
+    );
+    assert_fails_with(&rule("var s = 'x'; while (true) { s = s + s; }"), |f| {
+        matches!(f, Failure::MemoryLimit)
+    });
 }
 
 #[test]
@@ -63,17 +77,28 @@ fn deep_recursion_overflows_the_stack() {
 
 #[test]
 fn throwing_a_non_error_is_a_failure() {
-    let failure = assert_fails_with(&rule("throw 42;"), |f| matches!(f, Failure::Exception { .. }));
+    let failure = assert_fails_with(&rule("throw 42;"), |f| {
+        matches!(f, Failure::Exception { .. })
+    });
     assert!(failure.to_string().contains("42"), "{failure}");
-    assert_fails_with(&rule("throw {code: 'x'};"), |f| matches!(f, Failure::Exception { .. }));
+    assert_fails_with(&rule("throw {code: 'x'};"), |f| {
+        matches!(f, Failure::Exception { .. })
+    });
 }
 
 #[test]
 fn callback_never_called_fails_at_once() {
-    let (failure, took) = fails_within(&rule("var unused = 1;"), |f| matches!(f, Failure::NoCallback));
+    let (failure, took) = fails_within(&rule("var unused = 1;"), |f| {
+        matches!(f, Failure::NoCallback)
+    });
     assert_eq!(failure.to_string(), "rule finished without calling cb");
-    assert!(took < Duration::from_millis(100), "took {took:?}: must not wait for the deadline");
-    assert_fails_with("module.exports = async function () {};", |f| matches!(f, Failure::NoCallback));
+    assert!(
+        took < Duration::from_millis(100),
+        "took {took:?}: must not wait for the deadline"
+    );
+    assert_fails_with("module.exports = async function () {};", |f| {
+        matches!(f, Failure::NoCallback)
+    });
 }
 
 #[test]
@@ -82,7 +107,11 @@ fn callback_twice_keeps_the_first_outcome() {
         &compile(&rule("cb(new Error('first')); cb(null, {scope: []});")),
         &RuleInput::default(),
     );
-    assert!(matches!(execution.outcome, Outcome::Denied { .. }), "{:?}", execution.outcome);
+    assert!(
+        matches!(execution.outcome, Outcome::Denied { .. }),
+        "{:?}",
+        execution.outcome
+    );
     assert!(execution.logs.iter().any(|l| l.message.contains("ignored")));
 }
 
@@ -96,38 +125,61 @@ fn oversized_claims_are_refused() {
 
 #[test]
 fn require_fetch_and_process_are_unavailable() {
-    let require = assert_fails_with(&rule("var fs = require('fs'); cb(null, {});"), |f| {
-        matches!(f, Failure::Exception { name, .. } if name == "ReferenceError")
-    });
+    let require = assert_fails_with(
+        &rule("var fs = require('fs'); cb(null, {});"),
+        |f| matches!(f, Failure::Exception { name, .. } if name == "ReferenceError"),
+    );
     assert!(require.to_string().contains("not available"), "{require}");
     for body in ["fetch('http://127.0.0.1/')", "process.env.HOME"] {
-        assert_fails_with(&rule(&format!("{body}; cb(null, {{}});")), |f| {
-            matches!(f, Failure::Exception { name, .. } if name == "ReferenceError")
-        });
+        assert_fails_with(
+            &rule(&format!("{body}; cb(null, {{}});")),
+            |f| matches!(f, Failure::Exception { name, .. } if name == "ReferenceError"),
+        );
     }
 }
 
 #[test]
 fn log_flood_is_capped() {
     let execution = engine().execute(
-        &compile(&rule("for (var i = 0; i < 10000; i++) console.log('line ' + i); cb(null, {});")),
+        &compile(&rule(
+            "for (var i = 0; i < 10000; i++) console.log('line ' + i); cb(null, {});",
+        )),
         &RuleInput::default(),
     );
     let bytes: usize = execution.logs.iter().map(|l| l.message.len()).sum();
     assert!(bytes < 4 * 1024 + 200, "kept {bytes} bytes of logs");
-    assert!(execution.logs.last().is_some_and(|l| l.message.contains("truncated")));
+    assert!(execution
+        .logs
+        .last()
+        .is_some_and(|l| l.message.contains("truncated")));
 }
 
 #[test]
 fn deadline_stops_a_rule_with_fuel_to_spare() {
-    let limits = Limits { fuel: u64::MAX / 2, deadline: Duration::from_millis(200), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let engine = RuleEngine::new(limits).unwrap();
     let rule = engine.compile_js(&rule("while (true) {}")).unwrap();
     let started = Instant::now();
     let execution = engine.execute(&rule, &RuleInput::default());
     let elapsed = started.elapsed();
-    assert!(matches!(execution.outcome, Outcome::Failed { failure: Failure::Deadline { deadline_ms: 200 } }), "{:?}", execution.outcome);
-    assert!(elapsed < Duration::from_millis(300), "stopped after {elapsed:?}");
+    assert!(
+        matches!(
+            execution.outcome,
+            Outcome::Failed {
+                failure: Failure::Deadline { deadline_ms: 200 }
+            }
+        ),
+        "{:?}",
+        execution.outcome
+    );
+    assert!(
+        elapsed < Duration::from_millis(300),
+        "stopped after {elapsed:?}"
+    );
 }
 
 #[test]
@@ -139,6 +191,12 @@ fn top_level_infinite_loop_fails_the_upload() {
 
 #[test]
 fn oversized_source_is_refused() {
-    let source = format!("// {}\nmodule.exports = function (c, s, a, x, cb) {{ cb(null, {{}}); }};", "x".repeat(101 * 1024));
-    assert!(matches!(engine().compile_js(&source), Err(CompileError::TooLarge { .. })));
+    let source = format!(
+        "// {}\nmodule.exports = function (c, s, a, x, cb) {{ cb(null, {{}}); }};",
+        "x".repeat(101 * 1024)
+    );
+    assert!(matches!(
+        engine().compile_js(&source),
+        Err(CompileError::TooLarge { .. })
+    ));
 }

@@ -19,7 +19,11 @@ pub const EXIT_FAILED: u8 = 2;
 pub const EXIT_USAGE: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "tokenhost", version, about = "A programmable OAuth 2.0 client-credentials token server")]
+#[command(
+    name = "tokenhost",
+    version,
+    about = "A programmable OAuth 2.0 client-credentials token server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -72,7 +76,10 @@ impl LimitArgs {
         Limits {
             fuel: self.fuel.unwrap_or(defaults.fuel),
             memory_bytes: self.memory_bytes.unwrap_or(defaults.memory_bytes),
-            deadline: self.deadline_ms.map(Duration::from_millis).unwrap_or(defaults.deadline),
+            deadline: self
+                .deadline_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.deadline),
             // The CLI runs one rule at a time.
             concurrency: 2,
             ..defaults
@@ -82,10 +89,19 @@ impl LimitArgs {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Compile { input, output, limits } => with_engine(&limits, |engine| compile::run(engine, &input, &output)),
-        Command::RunRule { rule, event, json, limits } => {
-            with_engine(&limits, |engine| run_rule::run(engine, &rule, event.as_deref(), json))
-        }
+        Command::Compile {
+            input,
+            output,
+            limits,
+        } => with_engine(&limits, |engine| compile::run(engine, &input, &output)),
+        Command::RunRule {
+            rule,
+            event,
+            json,
+            limits,
+        } => with_engine(&limits, |engine| {
+            run_rule::run(engine, &rule, event.as_deref(), json)
+        }),
     }
 }
 
@@ -105,7 +121,12 @@ fn report_compile_error(path: &std::path::Path, error: &crate::rules::CompileErr
         eprintln!("[{:?}] {}", line.level, line.message);
     }
     match error {
-        crate::rules::CompileError::Script { message, line, column, .. } => {
+        crate::rules::CompileError::Script {
+            message,
+            line,
+            column,
+            ..
+        } => {
             eprintln!("error: {}:{line}:{column}: {message}", path.display());
         }
         other => eprintln!("error: {}: {other}", path.display()),

@@ -16,7 +16,13 @@ pub(super) fn run(engine: &RuleEngine, rule: &Path, event: Option<&Path>, json: 
         Some(Ok(text)) => match RuleInput::from_json(&text) {
             Ok(input) => input,
             Err(e) => {
-                eprintln!("error: {}: not a valid event: {e}", event.map(Path::display).map(|d| d.to_string()).unwrap_or_default());
+                eprintln!(
+                    "error: {}: not a valid event: {e}",
+                    event
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                );
                 return ExitCode::from(EXIT_USAGE);
             }
         },
@@ -39,7 +45,10 @@ pub(super) fn run(engine: &RuleEngine, rule: &Path, event: Option<&Path>, json: 
         match String::from_utf8(bytes) {
             Ok(source) => engine.compile_js(&source),
             Err(_) => {
-                eprintln!("error: {} is neither UTF-8 JavaScript nor a wasm component", rule.display());
+                eprintln!(
+                    "error: {} is neither UTF-8 JavaScript nor a wasm component",
+                    rule.display()
+                );
                 return ExitCode::from(EXIT_USAGE);
             }
         }
@@ -81,7 +90,10 @@ fn print_report(execution: &Execution, compile_time: std::time::Duration) {
         }
         Outcome::Failed { failure } => {
             println!("rule failed: {failure}");
-            if let crate::rules::Failure::Exception { stack: Some(stack), .. } = failure {
+            if let crate::rules::Failure::Exception {
+                stack: Some(stack), ..
+            } = failure
+            {
                 println!("{stack}");
             }
         }
@@ -89,7 +101,11 @@ fn print_report(execution: &Execution, compile_time: std::time::Duration) {
     if !execution.logs.is_empty() {
         println!("logs:");
         for line in &execution.logs {
-            println!("  [{}] {}", format!("{:?}", line.level).to_lowercase(), line.message);
+            println!(
+                "  [{}] {}",
+                format!("{:?}", line.level).to_lowercase(),
+                line.message
+            );
         }
     }
     println!(

@@ -44,12 +44,16 @@ impl ArtifactKey {
     /// A fresh random key; returns its bytes too, for whoever persists it.
     pub fn generate() -> Result<(Self, [u8; 32]), ArtifactError> {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| ArtifactError::Random)?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| ArtifactError::Random)?;
         Ok((ArtifactKey::from_bytes(&bytes), bytes))
     }
 
     pub(crate) fn seal(&self, component: &Component) -> Result<Vec<u8>, ArtifactError> {
-        let payload = component.serialize().map_err(|e| ArtifactError::Serialize(format!("{e:#}")))?;
+        let payload = component
+            .serialize()
+            .map_err(|e| ArtifactError::Serialize(format!("{e:#}")))?;
         let tag = hmac::sign(&self.0, &payload);
         let mut out = Vec::with_capacity(MAGIC.len() + TAG_LEN + payload.len());
         out.extend_from_slice(MAGIC);
@@ -59,7 +63,9 @@ impl ArtifactKey {
     }
 
     pub(crate) fn open(&self, engine: &Engine, sealed: &[u8]) -> Result<Component, ArtifactError> {
-        let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or(ArtifactError::NotAnArtifact)?;
+        let rest = sealed
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(ArtifactError::NotAnArtifact)?;
         if rest.len() < TAG_LEN {
             return Err(ArtifactError::NotAnArtifact);
         }

@@ -10,14 +10,43 @@ use super::outcome::{Level, LogLine};
 
 /// Claims a rule may never set, whatever their spelling of namespace.
 pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "azp", "client_id", "gty", "scope", "cnf",
-    "act", "may_act", "auth_time", "acr", "amr", "nonce", "sid", "typ", "cty", "kid", "jku",
-    "jwk", "x5u", "x5c", "x5t", "x5t#S256", "at_hash", "c_hash",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "azp",
+    "client_id",
+    "gty",
+    "scope",
+    "cnf",
+    "act",
+    "may_act",
+    "auth_time",
+    "acr",
+    "amr",
+    "nonce",
+    "sid",
+    "typ",
+    "cty",
+    "kid",
+    "jku",
+    "jwk",
+    "x5u",
+    "x5c",
+    "x5t",
+    "x5t#S256",
+    "at_hash",
+    "c_hash",
 ];
 
 /// Is `name` a claim a rule may set?
 pub fn is_namespaced(name: &str) -> bool {
-    let rest = name.strip_prefix("https://").or_else(|| name.strip_prefix("http://"));
+    let rest = name
+        .strip_prefix("https://")
+        .or_else(|| name.strip_prefix("http://"));
     matches!(rest, Some(host) if !host.is_empty())
 }
 

@@ -18,7 +18,12 @@ pub enum CompileError {
     TooLarge { size: usize, limit: usize },
     /// A syntax error, or an exception thrown by the rule's top level.
     #[error("{message} (rule.js:{line}:{column})")]
-    Script { message: String, line: u32, column: u32, logs: Vec<LogLine> },
+    Script {
+        message: String,
+        line: u32,
+        column: u32,
+        logs: Vec<LogLine>,
+    },
     /// The rule's top level hit a limit (fuel, memory, deadline) while it was evaluated.
     #[error("the rule's top level failed: {message}")]
     TopLevel { message: String, logs: Vec<LogLine> },
@@ -88,12 +93,16 @@ pub(crate) fn compile_component(
             "expected a WebAssembly component (a core module is not accepted)".into(),
         ));
     }
-    let component = Component::new(engine, wasm).map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
+    let component = Component::new(engine, wasm)
+        .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
     ready(linker, component)
 }
 
 /// Resolves imports once and checks the exports, for a component compiled or loaded here.
-pub(crate) fn ready(linker: &Linker<StoreData>, component: Component) -> Result<CompiledRule, CompileError> {
+pub(crate) fn ready(
+    linker: &Linker<StoreData>,
+    component: Component,
+) -> Result<CompiledRule, CompileError> {
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;

@@ -41,7 +41,9 @@ pub struct RuleEngine {
 
 impl std::fmt::Debug for RuleEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleEngine").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("RuleEngine")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,8 +73,11 @@ impl RuleEngine {
         let engine = Engine::new(&config).map_err(wasmtime_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime_err)?;
-        CredentialsExchange::add_to_linker::<_, wasmtime::component::HasSelf<StoreData>>(&mut linker, |data| data)
-            .map_err(wasmtime_err)?;
+        CredentialsExchange::add_to_linker::<_, wasmtime::component::HasSelf<StoreData>>(
+            &mut linker,
+            |data| data,
+        )
+        .map_err(wasmtime_err)?;
         start_epoch_ticker(&engine);
         Ok(RuleEngine {
             engine,
@@ -90,7 +95,10 @@ impl RuleEngine {
     /// JS source to a pre-initialized component (what `tokenhost compile` writes).
     pub fn componentize_js(&self, source: &str) -> Result<Vec<u8>, CompileError> {
         if source.len() > self.limits.max_script_bytes {
-            return Err(CompileError::TooLarge { size: source.len(), limit: self.limits.max_script_bytes });
+            return Err(CompileError::TooLarge {
+                size: source.len(),
+                limit: self.limits.max_script_bytes,
+            });
         }
         let snapshotter = self
             .snapshotter
@@ -130,7 +138,8 @@ impl RuleEngine {
     /// Loads a sealed artifact if, and only if, this key sealed it for this engine.
     pub fn load(&self, sealed: &[u8], key: &ArtifactKey) -> Result<CompiledRule, ArtifactError> {
         let component = key.open(&self.engine, sealed)?;
-        compile::ready(&self.linker, component).map_err(|e| ArtifactError::Incompatible(e.to_string()))
+        compile::ready(&self.linker, component)
+            .map_err(|e| ArtifactError::Incompatible(e.to_string()))
     }
 }
 
@@ -138,13 +147,15 @@ impl RuleEngine {
 fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     // If the thread cannot start, deadlines degrade to fuel alone; say so loudly.
-    let spawned = thread::Builder::new().name("tokenhost-epoch".into()).spawn(move || loop {
-        thread::sleep(EPOCH_TICK);
-        match weak.upgrade() {
-            Some(engine) => engine.increment_epoch(),
-            None => break,
-        }
-    });
+    let spawned = thread::Builder::new()
+        .name("tokenhost-epoch".into())
+        .spawn(move || loop {
+            thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the epoch ticker, rule deadlines will not be enforced: {e}");
     }
@@ -161,7 +172,10 @@ pub(crate) struct SlotGuard<'a>(&'a Slots);
 
 impl Slots {
     fn new(count: usize) -> Self {
-        Slots { free: Mutex::new(count), freed: Condvar::new() }
+        Slots {
+            free: Mutex::new(count),
+            freed: Condvar::new(),
+        }
     }
 
     pub(crate) fn acquire(&self) -> SlotGuard<'_> {

@@ -25,14 +25,21 @@ impl RuleEngine {
 
     /// Runs `rule` once, stopping it at `deadline` (a chain shares one deadline).
     /// Blocking: call it from a blocking thread, never on an async runtime's worker.
-    pub fn execute_until(&self, rule: &CompiledRule, input: &RuleInput, deadline: Instant) -> Execution {
+    pub fn execute_until(
+        &self,
+        rule: &CompiledRule,
+        input: &RuleInput,
+        deadline: Instant,
+    ) -> Execution {
         let _slot = self.slots.acquire();
         let started = Instant::now();
         let limits = &self.limits;
         let deadline_ms = limits.deadline.as_millis().try_into().unwrap_or(u64::MAX);
         if started >= deadline {
             return Execution {
-                outcome: Outcome::Failed { failure: Failure::Deadline { deadline_ms } },
+                outcome: Outcome::Failed {
+                    failure: Failure::Deadline { deadline_ms },
+                },
                 logs: Vec::new(),
                 fuel_used: 0,
                 duration: started.elapsed(),
@@ -42,7 +49,11 @@ impl RuleEngine {
             Ok(store) => store,
             Err(e) => {
                 return Execution {
-                    outcome: Outcome::Failed { failure: Failure::Trap { message: format!("cannot create a store: {e:#}") } },
+                    outcome: Outcome::Failed {
+                        failure: Failure::Trap {
+                            message: format!("cannot create a store: {e:#}"),
+                        },
+                    },
                     logs: Vec::new(),
                     fuel_used: 0,
                     duration: started.elapsed(),
@@ -65,9 +76,16 @@ impl RuleEngine {
         let outcome = match result {
             Ok(Ok(token)) => issued(token, limits, &mut logs),
             Ok(Err(error)) => decided(error),
-            Err(trap) => Outcome::Failed { failure: classify_trap(&trap, memory_refused, limits) },
+            Err(trap) => Outcome::Failed {
+                failure: classify_trap(&trap, memory_refused, limits),
+            },
         };
-        Execution { outcome, logs, fuel_used, duration: started.elapsed() }
+        Execution {
+            outcome,
+            logs,
+            fuel_used,
+            duration: started.elapsed(),
+        }
     }
 }
 
@@ -80,13 +98,22 @@ fn issued(token: AccessToken, limits: &Limits, logs: &mut Vec<LogLine>) -> Outco
             }
             Err(e) => {
                 let message = format!("claim \"{}\" is not JSON: {e}", claim.name);
-                return Outcome::Failed { failure: Failure::InvalidResult { message } };
+                return Outcome::Failed {
+                    failure: Failure::InvalidResult { message },
+                };
             }
         }
     }
-    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&raw)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > limits.max_claims_bytes {
-        return Outcome::Failed { failure: Failure::ClaimsTooLarge { size, limit: limits.max_claims_bytes } };
+        return Outcome::Failed {
+            failure: Failure::ClaimsTooLarge {
+                size,
+                limit: limits.max_claims_bytes,
+            },
+        };
     }
     let mut scope = Vec::with_capacity(token.scope.len());
     for s in token.scope {
@@ -94,11 +121,18 @@ fn issued(token: AccessToken, limits: &Limits, logs: &mut Vec<LogLine>) -> Outco
             scope.push(s);
         }
     }
-    Outcome::Issued { token: Token { scope, claims: claims::filter(raw, logs) } }
+    Outcome::Issued {
+        token: Token {
+            scope,
+            claims: claims::filter(raw, logs),
+        },
+    }
 }
 
 fn decided(error: RuleError) -> Outcome {
-    let denial = |code, message| Outcome::Denied { denial: Denial { code, message } };
+    let denial = |code, message| Outcome::Denied {
+        denial: Denial { code, message },
+    };
     match error {
         RuleError::AccessDenied(m) => denial(DenialCode::AccessDenied, m),
         RuleError::InvalidScope(m) => denial(DenialCode::InvalidScope, m),
@@ -111,14 +145,22 @@ fn decided(error: RuleError) -> Outcome {
                 FailureKind::StackOverflow => Failure::StackOverflow,
                 FailureKind::NoCallback => Failure::NoCallback,
                 FailureKind::InvalidResult => Failure::InvalidResult { message: f.message },
-                FailureKind::Exception => Failure::Exception { name: f.name, message: f.message, stack: f.stack },
+                FailureKind::Exception => Failure::Exception {
+                    name: f.name,
+                    message: f.message,
+                    stack: f.stack,
+                },
             },
         },
     }
 }
 
 /// A trap as the failure it stands for.
-pub(crate) fn classify_trap(error: &wasmtime::Error, memory_refused: bool, limits: &Limits) -> Failure {
+pub(crate) fn classify_trap(
+    error: &wasmtime::Error,
+    memory_refused: bool,
+    limits: &Limits,
+) -> Failure {
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel { limit: limits.fuel },
         Some(Trap::Interrupt) => Failure::Deadline {
@@ -127,7 +169,11 @@ pub(crate) fn classify_trap(error: &wasmtime::Error, memory_refused: bool, limit
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         // A refused memory grow usually surfaces as an abort in the guest's allocator.
         _ if memory_refused => Failure::MemoryLimit,
-        Some(trap) => Failure::Trap { message: trap.to_string() },
-        None => Failure::Trap { message: format!("{error:#}") },
+        Some(trap) => Failure::Trap {
+            message: trap.to_string(),
+        },
+        None => Failure::Trap {
+            message: format!("{error:#}"),
+        },
     }
 }

@@ -179,7 +179,10 @@ impl RuleInput {
                 body: request
                     .body
                     .iter()
-                    .map(|(name, value)| bindings::BodyField { name: name.clone(), value: value.to_string() })
+                    .map(|(name, value)| bindings::BodyField {
+                        name: name.clone(),
+                        value: value.to_string(),
+                    })
                     .collect(),
             },
             secrets: pairs(&self.secrets),
@@ -189,7 +192,10 @@ impl RuleInput {
                     .token_so_far
                     .custom_claims
                     .iter()
-                    .map(|(name, value)| bindings::Claim { name: name.clone(), value: value.to_string() })
+                    .map(|(name, value)| bindings::Claim {
+                        name: name.clone(),
+                        value: value.to_string(),
+                    })
                     .collect(),
             },
         }

@@ -66,7 +66,9 @@ impl Limits {
             return Err(LimitsError::Deadline { got: self.deadline });
         }
         if self.memory_bytes < 4 * 1024 * 1024 {
-            return Err(LimitsError::Memory { got: self.memory_bytes });
+            return Err(LimitsError::Memory {
+                got: self.memory_bytes,
+            });
         }
         for (name, value) in [
             ("fuel", self.fuel),
@@ -107,7 +109,13 @@ mod tests {
 
     #[test]
     fn deadline_above_twenty_seconds_is_refused() {
-        let limits = Limits { deadline: Duration::from_secs(21), ..Limits::default() };
-        assert!(matches!(limits.validate(), Err(LimitsError::Deadline { .. })));
+        let limits = Limits {
+            deadline: Duration::from_secs(21),
+            ..Limits::default()
+        };
+        assert!(matches!(
+            limits.validate(),
+            Err(LimitsError::Deadline { .. })
+        ));
     }
 }

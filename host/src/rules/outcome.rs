@@ -80,7 +80,11 @@ pub enum Failure {
     #[error("the rule trapped: {message}")]
     Trap { message: String },
     #[error("the rule threw {name}: {message}")]
-    Exception { name: String, message: String, stack: Option<String> },
+    Exception {
+        name: String,
+        message: String,
+        stack: Option<String>,
+    },
     #[error("rule finished without calling cb")]
     NoCallback,
     #[error("the rule's result is not a valid token: {message}")]

@@ -64,49 +64,79 @@ impl Snapshotter {
     pub(crate) fn new(engine: &Engine) -> Result<Self, CompileError> {
         let mut wizer = Wizer::new();
         wizer.init_func(INIT_EXPORT);
-        let (cx, instrumented) = wizer.instrument(RULE_RUNTIME).map_err(CompileError::runtime)?;
+        let (cx, instrumented) = wizer
+            .instrument(RULE_RUNTIME)
+            .map_err(CompileError::runtime)?;
         let module = Module::new(engine, &instrumented).map_err(CompileError::runtime)?;
         let mut linker: Linker<InitData> = Linker::new(engine);
-        p1::add_to_linker_sync(&mut linker, |data: &mut InitData| &mut data.wasi).map_err(CompileError::runtime)?;
+        p1::add_to_linker_sync(&mut linker, |data: &mut InitData| &mut data.wasi)
+            .map_err(CompileError::runtime)?;
         // The world's `log` import, as wit-bindgen lowers it: (level, ptr, len). Console
         // output of the rule's top level is kept and shown with a compile error.
         linker
-            .func_wrap("$root", "log", |mut caller: wasmtime::Caller<'_, InitData>, level: i32, ptr: i32, len: i32| {
-                let message = read_string(&mut caller, ptr, len);
-                let level = match level {
-                    0 => Level::Debug,
-                    1 => Level::Info,
-                    2 => Level::Warn,
-                    _ => Level::Error,
-                };
-                caller.data_mut().logs.push(LogLine { level, message });
-            })
+            .func_wrap(
+                "$root",
+                "log",
+                |mut caller: wasmtime::Caller<'_, InitData>, level: i32, ptr: i32, len: i32| {
+                    let message = read_string(&mut caller, ptr, len);
+                    let level = match level {
+                        0 => Level::Debug,
+                        1 => Level::Info,
+                        2 => Level::Warn,
+                        _ => Level::Error,
+                    };
+                    caller.data_mut().logs.push(LogLine { level, message });
+                },
+            )
             .map_err(CompileError::runtime)?;
-        Ok(Snapshotter { wizer, cx, module, linker })
+        Ok(Snapshotter {
+            wizer,
+            cx,
+            module,
+            linker,
+        })
     }
 
     /// Evaluates `source` in a fresh runtime instance and returns the snapshot module.
-    pub(crate) fn snapshot(&self, engine: &Engine, source: &str, limits: &Limits) -> Result<Vec<u8>, CompileError> {
+    pub(crate) fn snapshot(
+        &self,
+        engine: &Engine,
+        source: &str,
+        limits: &Limits,
+    ) -> Result<Vec<u8>, CompileError> {
         let stdout = MemoryOutputPipe::new(64 * 1024);
         let wasi = WasiCtxBuilder::new()
             .stdin(MemoryInputPipe::new(source.as_bytes().to_vec()))
             .stdout(stdout.clone())
             .build_p1();
-        let data = InitData { wasi, limiter: Limiter::new(limits.memory_bytes), logs: Vec::new() };
+        let data = InitData {
+            wasi,
+            limiter: Limiter::new(limits.memory_bytes),
+            logs: Vec::new(),
+        };
         let mut store = Store::new(engine, data);
         store.limiter(|data| &mut data.limiter);
-        store.set_fuel(limits.fuel.saturating_mul(INIT_FUEL_FACTOR)).map_err(CompileError::runtime)?;
+        store
+            .set_fuel(limits.fuel.saturating_mul(INIT_FUEL_FACTOR))
+            .map_err(CompileError::runtime)?;
         store.set_epoch_deadline(ticks_until(Instant::now() + INIT_DEADLINE));
         store.epoch_deadline_trap();
 
-        let instance = self.linker.instantiate(&mut store, &self.module).map_err(CompileError::runtime)?;
+        let instance = self
+            .linker
+            .instantiate(&mut store, &self.module)
+            .map_err(CompileError::runtime)?;
         let init = instance
             .get_typed_func::<(), ()>(&mut store, INIT_EXPORT)
             .map_err(CompileError::runtime)?;
         if let Err(trap) = init.call(&mut store, ()) {
             return Err(CompileError::TopLevel {
-                message: super::execute::classify_trap(&trap, store.data().limiter.memory_refused, limits)
-                    .to_string(),
+                message: super::execute::classify_trap(
+                    &trap,
+                    store.data().limiter.memory_refused,
+                    limits,
+                )
+                .to_string(),
                 logs: std::mem::take(&mut store.data_mut().logs),
             });
         }
@@ -135,7 +165,9 @@ fn read_string(caller: &mut wasmtime::Caller<'_, InitData>, ptr: i32, len: i32) 
     let data = memory.data(&caller);
     let start = ptr as u32 as usize;
     let end = start.saturating_add(len as u32 as usize);
-    data.get(start..end).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+    data.get(start..end)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
 }
 
 /// The state Wizer snapshots: our evaluated instance.
@@ -145,8 +177,15 @@ struct Evaluated {
 }
 
 impl InstanceState for Evaluated {
-    fn global_get(&mut self, name: &str, _type_hint: ValType) -> impl Future<Output = SnapshotVal> + Send {
-        let value = self.instance.get_global(&mut self.store, name).map(|g| g.get(&mut self.store));
+    fn global_get(
+        &mut self,
+        name: &str,
+        _type_hint: ValType,
+    ) -> impl Future<Output = SnapshotVal> + Send {
+        let value = self
+            .instance
+            .get_global(&mut self.store, name)
+            .map(|g| g.get(&mut self.store));
         let value = match value {
             Some(wasmtime::Val::I32(x)) => SnapshotVal::I32(x),
             Some(wasmtime::Val::I64(x)) => SnapshotVal::I64(x),
@@ -159,7 +198,11 @@ impl InstanceState for Evaluated {
         std::future::ready(value)
     }
 
-    fn memory_contents(&mut self, name: &str, contents: impl FnOnce(&[u8]) + Send) -> impl Future<Output = ()> + Send {
+    fn memory_contents(
+        &mut self,
+        name: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) -> impl Future<Output = ()> + Send {
         match self.instance.get_memory(&mut self.store, name) {
             Some(memory) => contents(memory.data(&self.store)),
             None => contents(&[]),

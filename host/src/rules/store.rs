@@ -25,18 +25,31 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     pub(crate) fn new(memory_bytes: usize) -> Self {
-        Limiter { memory_bytes, memory_refused: false }
+        Limiter {
+            memory_bytes,
+            memory_refused: false,
+        }
     }
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes;
         self.memory_refused |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -52,7 +65,12 @@ pub(crate) struct Logs {
 
 impl Logs {
     fn new(cap: usize) -> Self {
-        Logs { lines: Vec::new(), bytes: 0, cap, truncated: false }
+        Logs {
+            lines: Vec::new(),
+            bytes: 0,
+            cap,
+            truncated: false,
+        }
     }
 
     pub(crate) fn push(&mut self, level: Level, message: &str) {
@@ -62,7 +80,10 @@ impl Logs {
         let room = self.cap.saturating_sub(self.bytes);
         if message.len() <= room {
             self.bytes += message.len();
-            self.lines.push(LogLine { level, message: message.to_string() });
+            self.lines.push(LogLine {
+                level,
+                message: message.to_string(),
+            });
             return;
         }
         let mut cut = room;
@@ -73,7 +94,11 @@ impl Logs {
         self.bytes = self.cap;
         self.lines.push(LogLine {
             level,
-            message: format!("{}… [log output truncated at {} bytes]", &message[..cut], self.cap),
+            message: format!(
+                "{}… [log output truncated at {} bytes]",
+                &message[..cut],
+                self.cap
+            ),
         });
     }
 }
@@ -88,7 +113,10 @@ pub(crate) struct StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -108,7 +136,11 @@ impl bindings::tokenhost::rule::types::Host for StoreData {}
 
 /// A fresh store with every limit set. The guest sees an empty WASI context: no
 /// filesystem, environment, arguments or network; only clocks and randomness.
-pub(crate) fn new_store(engine: &Engine, limits: &Limits, deadline: Instant) -> wasmtime::Result<Store<StoreData>> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    deadline: Instant,
+) -> wasmtime::Result<Store<StoreData>> {
     let data = StoreData {
         limiter: Limiter::new(limits.memory_bytes),
         logs: Logs::new(limits.max_log_bytes),
