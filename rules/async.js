@@ -1,4 +1,5 @@
 // An async rule: the token is the value its promise resolves with.
+/** @type {TokenhostRule} */
 module.exports = async function (client, scope, audience, context) {
   const region = await Promise.resolve(context.request.body.region || 'eu');
   return {

@@ -1,5 +1,6 @@
 // Puts the client's tier (from client.metadata) in the token, and refuses clients
 // without one: InvalidRequestError gives 400 invalid_request.
+/** @type {TokenhostRule} */
 module.exports = function (client, scope, audience, context, cb) {
   var tier = client.metadata.tier;
   if (!tier) {
