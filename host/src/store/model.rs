@@ -1,0 +1,163 @@
+//! What tokenhost stores: APIs, clients, grants, rules and signing keys.
+//!
+//! Plain data; no storage or HTTP concerns. Times are Unix seconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The algorithm an API's tokens are signed with.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SigningAlg> {
+        SigningAlg::ALL.into_iter().find(|alg| alg.as_str() == s)
+    }
+}
+
+/// One scope an API defines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScopeDef {
+    pub value: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An API (resource server): the audience tokens are issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceServer {
+    pub id: String,
+    /// The audience value.
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<ScopeDef>,
+    /// Access token lifetime in seconds.
+    pub token_lifetime: u32,
+    pub signing_alg: SigningAlg,
+    /// May rules add scopes beyond the client's grant?
+    pub allow_rule_added_scopes: bool,
+    pub created_at: i64,
+}
+
+/// A keyed hash of a client secret, and when it stops being accepted (`None`: never).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHash {
+    pub hash: Vec<u8>,
+    pub expires_at: Option<i64>,
+}
+
+/// A machine-to-machine client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub client_metadata: BTreeMap<String, String>,
+    /// Always `non_interactive` for now.
+    pub app_type: String,
+    /// The current secret's hash first; older ones during a rotation's grace period.
+    pub secrets: Vec<SecretHash>,
+    pub created_at: i64,
+}
+
+/// Permission for a client to get tokens for an audience, with at most these scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientGrant {
+    pub id: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+    pub created_at: i64,
+}
+
+/// Where a rule's code came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// JavaScript source.
+    Script(String),
+    /// A component built elsewhere (wasm bytes), compiled here.
+    Component(Vec<u8>),
+}
+
+/// A rule: code run on every client-credentials exchange, in `order`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub source: RuleSource,
+    pub enabled: bool,
+    pub order: i64,
+    /// The compiled rule, sealed by this server (see rules::ArtifactKey); `None` until
+    /// compiled.
+    pub artifact: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A signing key's place in its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not yet signing: verifiers learn it before it is used.
+    Next,
+    /// Signs new tokens.
+    Current,
+    /// No longer signs; published until the tokens it signed have expired.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyState> {
+        [KeyState::Next, KeyState::Current, KeyState::Retired]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A signing key pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    /// Private key, DER: PKCS#1 for RSA, PKCS#8 for ES256 and EdDSA.
+    pub private_der: Vec<u8>,
+    /// The public key as a JWK (with kid, alg and use).
+    pub public_jwk: serde_json::Value,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}

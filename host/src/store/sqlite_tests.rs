@@ -1,0 +1,403 @@
+//! Tests of `SqliteStore` against an in-memory database (and one file, for reopening).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::*;
+use crate::store::ScopeDef;
+
+fn store() -> SqliteStore {
+    SqliteStore::open_in_memory().unwrap()
+}
+
+fn api(id: &str, identifier: &str, created_at: i64) -> ResourceServer {
+    ResourceServer {
+        id: id.into(),
+        identifier: identifier.into(),
+        name: format!("API {id}"),
+        scopes: vec![
+            ScopeDef {
+                value: "read:x".into(),
+                description: "Read X".into(),
+            },
+            ScopeDef {
+                value: "write:x".into(),
+                description: String::new(),
+            },
+        ],
+        token_lifetime: 86_400,
+        signing_alg: SigningAlg::ES256,
+        allow_rule_added_scopes: true,
+        created_at,
+    }
+}
+
+fn client(id: &str, created_at: i64) -> Client {
+    Client {
+        client_id: id.into(),
+        name: format!("client {id}"),
+        client_metadata: BTreeMap::from([("team".into(), "billing".into())]),
+        app_type: "non_interactive".into(),
+        secrets: vec![
+            SecretHash {
+                hash: vec![1, 2, 3],
+                expires_at: None,
+            },
+            SecretHash {
+                hash: vec![4, 5],
+                expires_at: Some(1_700_000_000),
+            },
+        ],
+        created_at,
+    }
+}
+
+fn grant(id: &str, client_id: &str, audience: &str, created_at: i64) -> ClientGrant {
+    ClientGrant {
+        id: id.into(),
+        client_id: client_id.into(),
+        audience: audience.into(),
+        scope: vec!["read:x".into()],
+        created_at,
+    }
+}
+
+fn rule(id: &str, name: &str, order: i64, source: RuleSource) -> Rule {
+    Rule {
+        id: id.into(),
+        name: name.into(),
+        source,
+        enabled: true,
+        order,
+        artifact: None,
+        created_at: 10,
+        updated_at: 10,
+    }
+}
+
+fn key(kid: &str, state: KeyState, created_at: i64) -> SigningKey {
+    SigningKey {
+        kid: kid.into(),
+        alg: SigningAlg::EdDSA,
+        state,
+        private_der: vec![0x30, 0x2e, 0x02, 0x01],
+        public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": kid}),
+        created_at,
+        retired_at: None,
+    }
+}
+
+fn is_conflict(r: StoreResult<()>) -> bool {
+    matches!(r, Err(StoreError::Conflict { .. }))
+}
+
+#[test]
+fn migrations_are_valid() {
+    migrations().validate().unwrap();
+}
+
+#[test]
+fn resource_servers_round_trip_upsert_and_delete() {
+    let s = store();
+    let (a, b) = (api("b", "https://b", 5), api("a", "https://a", 5));
+    let first = api("z", "https://z", 1);
+    for x in [&a, &b, &first] {
+        s.put_resource_server(x).unwrap();
+    }
+    // created_at first, then id.
+    assert_eq!(
+        s.list_resource_servers().unwrap(),
+        vec![first.clone(), b.clone(), a.clone()]
+    );
+
+    let mut changed = a.clone();
+    changed.name = "renamed".into();
+    changed.signing_alg = SigningAlg::RS256;
+    changed.token_lifetime = u32::MAX;
+    s.put_resource_server(&changed).unwrap();
+    assert_eq!(s.list_resource_servers().unwrap(), vec![first, b, changed]);
+
+    assert!(s.delete_resource_server("a").unwrap());
+    assert!(!s.delete_resource_server("a").unwrap());
+    assert_eq!(s.list_resource_servers().unwrap().len(), 2);
+}
+
+#[test]
+fn resource_server_identifier_is_unique() {
+    let s = store();
+    s.put_resource_server(&api("a", "https://same", 1)).unwrap();
+    let err = s
+        .put_resource_server(&api("b", "https://same", 2))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { what } if what.contains("https://same")),
+        "{err:?}"
+    );
+    // Changing another API's identifier onto a taken one clashes too.
+    s.put_resource_server(&api("c", "https://c", 3)).unwrap();
+    assert!(is_conflict(s.put_resource_server(&api(
+        "c",
+        "https://same",
+        3
+    ))));
+}
+
+#[test]
+fn clients_round_trip_with_ordered_secrets() {
+    let s = store();
+    let mut c = client("c1", 3);
+    c.secrets.push(SecretHash {
+        hash: vec![9; 32],
+        expires_at: Some(-1),
+    });
+    s.put_client(&c).unwrap();
+    s.put_client(&client("c0", 3)).unwrap();
+    let listed = s.list_clients().unwrap();
+    assert_eq!(listed, vec![client("c0", 3), c.clone()]);
+
+    // Rotation: the new secret goes first, the old one gets an expiry.
+    c.secrets = vec![
+        SecretHash {
+            hash: vec![7, 7],
+            expires_at: None,
+        },
+        SecretHash {
+            hash: vec![1, 2, 3],
+            expires_at: Some(42),
+        },
+    ];
+    c.name = "renamed".into();
+    s.put_client(&c).unwrap();
+    assert_eq!(s.list_clients().unwrap()[1], c);
+
+    c.secrets.clear();
+    s.put_client(&c).unwrap();
+    assert_eq!(s.list_clients().unwrap()[1].secrets, vec![]);
+}
+
+#[test]
+fn updating_a_client_keeps_its_grants() {
+    let s = store();
+    s.put_client(&client("c", 1)).unwrap();
+    s.put_client_grant(&grant("g", "c", "https://a", 1))
+        .unwrap();
+    s.put_client(&client("c", 1)).unwrap();
+    assert_eq!(s.list_client_grants().unwrap().len(), 1);
+}
+
+#[test]
+fn deleting_a_client_removes_its_grants_and_secrets() {
+    let s = store();
+    s.put_client(&client("c", 1)).unwrap();
+    s.put_client(&client("other", 2)).unwrap();
+    s.put_client_grant(&grant("g1", "c", "https://a", 1))
+        .unwrap();
+    s.put_client_grant(&grant("g2", "other", "https://a", 1))
+        .unwrap();
+
+    assert!(s.delete_client("c").unwrap());
+    assert!(!s.delete_client("c").unwrap());
+    assert_eq!(
+        s.list_client_grants().unwrap(),
+        vec![grant("g2", "other", "https://a", 1)]
+    );
+    let secrets: i64 = s
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM client_secrets WHERE client_id = 'c'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(secrets, 0);
+    assert_eq!(s.list_clients().unwrap(), vec![client("other", 2)]);
+}
+
+#[test]
+fn grants_round_trip_upsert_conflict_and_delete() {
+    let s = store();
+    s.put_client(&client("c", 1)).unwrap();
+    s.put_client_grant(&grant("g2", "c", "https://b", 1))
+        .unwrap();
+    s.put_client_grant(&grant("g1", "c", "https://a", 1))
+        .unwrap();
+    let mut g = grant("g0", "c", "https://z", 0);
+    s.put_client_grant(&g).unwrap();
+    let ids: Vec<_> = s
+        .list_client_grants()
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(ids, ["g0", "g1", "g2"]);
+
+    g.scope = vec!["a".into(), "b".into()];
+    s.put_client_grant(&g).unwrap();
+    assert_eq!(s.list_client_grants().unwrap()[0], g);
+
+    assert!(is_conflict(s.put_client_grant(&grant(
+        "g3",
+        "c",
+        "https://a",
+        2
+    ))));
+    assert!(s.delete_client_grant("g1").unwrap());
+    assert!(!s.delete_client_grant("g1").unwrap());
+    // The audience is free again.
+    s.put_client_grant(&grant("g3", "c", "https://a", 2))
+        .unwrap();
+}
+
+#[test]
+fn grant_for_unknown_client_is_refused() {
+    let s = store();
+    assert!(matches!(
+        s.put_client_grant(&grant("g", "ghost", "https://a", 1)),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[test]
+fn rules_round_trip_in_order() {
+    let s = store();
+    let mut late = rule(
+        "r1",
+        "late",
+        20,
+        RuleSource::Script("function f() {}".into()),
+    );
+    late.enabled = false;
+    let early = rule(
+        "r2",
+        "early",
+        -5,
+        RuleSource::Component(vec![0, 0x61, 0x73, 0x6d]),
+    );
+    let mut mid = rule("r3", "mid", 7, RuleSource::Script(String::new()));
+    mid.artifact = Some(vec![1, 2, 3]);
+    for r in [&late, &early, &mid] {
+        s.put_rule(r).unwrap();
+    }
+    assert_eq!(
+        s.list_rules().unwrap(),
+        vec![early.clone(), mid.clone(), late.clone()]
+    );
+
+    // Reordering and switching the source kind update in place.
+    late.order = -10;
+    late.source = RuleSource::Component(vec![9]);
+    late.updated_at = 99;
+    s.put_rule(&late).unwrap();
+    assert_eq!(s.list_rules().unwrap(), vec![late, early, mid]);
+
+    assert!(is_conflict(s.put_rule(&rule(
+        "r4",
+        "mid",
+        1,
+        RuleSource::Script("x".into())
+    ))));
+    assert!(s.delete_rule("r3").unwrap());
+    assert!(!s.delete_rule("r3").unwrap());
+}
+
+#[test]
+fn signing_keys_round_trip_and_rotate() {
+    let s = store();
+    let (a, mut b) = (
+        key("k-a", KeyState::Current, 1),
+        key("k-b", KeyState::Next, 2),
+    );
+    s.put_signing_keys(&[b.clone(), a.clone()]).unwrap();
+    assert_eq!(s.list_signing_keys().unwrap(), vec![a.clone(), b.clone()]);
+
+    let mut a_retired = a.clone();
+    a_retired.state = KeyState::Retired;
+    a_retired.retired_at = Some(100);
+    b.state = KeyState::Current;
+    s.put_signing_keys(&[a_retired.clone(), b.clone()]).unwrap();
+    assert_eq!(s.list_signing_keys().unwrap(), vec![a_retired, b]);
+
+    assert!(s.delete_signing_key("k-a").unwrap());
+    assert!(!s.delete_signing_key("k-a").unwrap());
+    assert_eq!(s.list_signing_keys().unwrap().len(), 1);
+}
+
+#[test]
+fn unknown_enum_values_are_corrupt() {
+    let s = store();
+    s.put_signing_keys(&[key("k", KeyState::Next, 1)]).unwrap();
+    s.conn()
+        .execute("UPDATE signing_keys SET state = 'lost'", [])
+        .unwrap();
+    assert!(matches!(s.list_signing_keys(), Err(StoreError::Corrupt(_))));
+
+    s.put_resource_server(&api("a", "https://a", 1)).unwrap();
+    s.conn()
+        .execute("UPDATE resource_servers SET signing_alg = 'HS256'", [])
+        .unwrap();
+    assert!(matches!(
+        s.list_resource_servers(),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn ping_answers() {
+    store().ping().unwrap();
+}
+
+/// A database file removed (with its WAL companions) when the test ends.
+struct TempDb(PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[test]
+fn reopening_a_file_keeps_data() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let db = TempDb(std::env::temp_dir().join(format!(
+        "tokenhost-store-{}-{nanos}.sqlite3",
+        std::process::id()
+    )));
+
+    let s = SqliteStore::open(&db.0).unwrap();
+    let mode: String = s
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    s.put_client(&client("c", 1)).unwrap();
+    s.put_client_grant(&grant("g", "c", "https://a", 1))
+        .unwrap();
+    s.put_rule(&rule("r", "r", 1, RuleSource::Script("x".into())))
+        .unwrap();
+    drop(s);
+
+    let s = SqliteStore::open(&db.0).unwrap();
+    assert_eq!(s.list_clients().unwrap(), vec![client("c", 1)]);
+    assert_eq!(s.list_client_grants().unwrap().len(), 1);
+    assert_eq!(s.list_rules().unwrap().len(), 1);
+    let fk: bool = s
+        .conn()
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk);
+    // Reopening found the schema current and applied nothing twice.
+    let version: usize = s
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
