@@ -1,0 +1,96 @@
+//! Signing keys: generation, rotation, JWKS, signing and verifying access tokens.
+//!
+//! Storage-free: `generate` and `rotation` return the keys to write, `KeySet` is built from
+//! the keys read back and does all signing and verifying. One crypto stack: ring signs and
+//! verifies (through jsonwebtoken) and generates P-256 and Ed25519 keys; the `rsa` crate only
+//! generates RSA keys, which ring cannot.
+
+mod generate;
+mod jwk;
+mod keyset;
+mod rotation;
+mod verify;
+
+pub use generate::generate;
+pub use keyset::KeySet;
+pub use rotation::{expired, missing, rotate};
+pub use verify::LEEWAY_SECS;
+
+use crate::store::SigningAlg;
+
+/// Why a key could not be made or used, or a token not signed or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The system random source or key generation failed.
+    #[error("key generation failed: {0}")]
+    Generate(String),
+    /// Nothing can sign for this algorithm until a key is made current.
+    #[error("no current {} signing key", .0.as_str())]
+    NoCurrentKey(SigningAlg),
+    /// A stored key is unusable (unparsable, or its public JWK does not match it).
+    #[error("signing key {kid} is invalid: {reason}")]
+    InvalidKey { kid: String, reason: String },
+    /// jsonwebtoken could not sign (its error kept as text).
+    #[error("signing failed: {0}")]
+    Sign(String),
+    /// The token is malformed, badly signed, expired, or for another issuer or audience;
+    /// jsonwebtoken's error kind kept as text (e.g. `ExpiredSignature`, `InvalidAudience`).
+    #[error("token rejected: {0}")]
+    Verify(String),
+    /// The token's `kid` names no key of this set (never known, or deleted after expiry).
+    #[error("token signed by unknown key {0:?}")]
+    UnknownKid(String),
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::OnceLock;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use serde_json::{json, Value};
+
+    use crate::store::SigningKey;
+
+    pub(crate) const ISS: &str = "https://tokenhost.test/";
+    pub(crate) const AUD: &str = "https://api.test/";
+
+    /// The fixture's creation time.
+    pub(crate) const T0: i64 = 1_700_000_000;
+
+    /// A full key store as `missing` makes it from nothing (current and next for every
+    /// algorithm), generated once per test binary because RSA key generation is slow.
+    pub(crate) fn fixture() -> &'static [SigningKey] {
+        static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+        KEYS.get_or_init(|| super::missing(&[], T0).unwrap())
+    }
+
+    /// Access token claims for ISS and AUD, expiring `exp_in` seconds from the real clock
+    /// (jsonwebtoken checks `exp` against it).
+    pub(crate) fn claims(exp_in: i64) -> Value {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let now = i64::try_from(now).unwrap();
+        json!({
+            "iss": ISS, "aud": AUD, "sub": "client-1@clients",
+            "exp": now + exp_in, "iat": now, "scope": "read:things write:things",
+        })
+    }
+
+    /// The fixture keys matching `pred`.
+    pub(crate) fn keys_where(pred: impl Fn(&SigningKey) -> bool) -> Vec<SigningKey> {
+        fixture().iter().filter(|k| pred(k)).cloned().collect()
+    }
+
+    /// What storage does with rotation output: upsert by kid.
+    pub(crate) fn apply(mut keys: Vec<SigningKey>, changed: Vec<SigningKey>) -> Vec<SigningKey> {
+        for key in changed {
+            match keys.iter_mut().find(|k| k.kid == key.kid) {
+                Some(stored) => *stored = key,
+                None => keys.push(key),
+            }
+        }
+        keys
+    }
+}
