@@ -2,6 +2,8 @@
 //! into the repository, and the real `tokenhost` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -1,7 +1,15 @@
 //! tokenhost: an OAuth 2.0 authorization server for machine-to-machine clients whose token
 //! issuance is programmed by JavaScript rules running in a WebAssembly sandbox.
 //!
-//! `rules` is the rule engine (compile, sandbox, execute); `cli` is the `tokenhost` command.
+//! `rules` is the rule engine (compile, sandbox, execute); `server` the HTTP server (token
+//! endpoint, discovery, management API) over `store` (persistence) and `keys` (signing);
+//! `cli` is the `tokenhost` command.
 
 pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod datadir;
+pub mod keys;
 pub mod rules;
+pub mod server;
+pub mod store;

@@ -5,3 +5,5 @@ mod cli;
 mod components;
 mod engine;
 mod hostile;
+mod management;
+mod token_endpoint;

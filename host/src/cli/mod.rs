@@ -1,7 +1,8 @@
-//! The `tokenhost` command line: compile and test rules offline.
+//! The `tokenhost` command line: run the server; compile and test rules offline.
 
 mod compile;
 mod run_rule;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the token server (configuration: --config FILE, then TOKENHOST_* variables).
+    Serve {
+        /// A TOML configuration file.
+        #[arg(long, env = "TOKENHOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Compile a JS rule into a pre-initialized WebAssembly component.
     Compile {
         /// The rule's JavaScript source.
@@ -89,6 +96,7 @@ impl LimitArgs {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve { config } => serve::run(config.as_deref()),
         Command::Compile {
             input,
             output,

@@ -3,6 +3,7 @@
 
 mod artifact;
 mod bindings;
+mod chain;
 pub mod claims;
 mod compile;
 mod engine;
@@ -14,6 +15,7 @@ mod snapshot;
 mod store;
 
 pub use artifact::{ArtifactError, ArtifactKey};
+pub use chain::{ChainResult, ChainRule, Step};
 pub use compile::{CompileError, CompiledRule};
 pub use engine::{EngineError, RuleEngine};
 pub use input::{ClientInfo, RequestInfo, RuleInput, TokenSoFar};

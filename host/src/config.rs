@@ -1,0 +1,247 @@
+//! The server's configuration: a TOML file, then environment variables over it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::rules::Limits;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080/";
+pub const DEFAULT_TENANT: &str = "default";
+/// Token request bodies over this get 413.
+pub const DEFAULT_MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
+/// Management request bodies over this get 413 (a component upload may use the larger one).
+pub const DEFAULT_MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Token lifetime of the management API's own tokens.
+pub const MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
+
+/// Everything `tokenhost serve` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `TOKENHOST_LISTEN`.
+    pub listen: SocketAddr,
+    /// `TOKENHOST_DATA_DIR`: the SQLite database and the server's keys.
+    pub data_dir: PathBuf,
+    /// `TOKENHOST_ISSUER`: every URL the server publishes derives from it.
+    pub issuer: String,
+    /// `TOKENHOST_TENANT`: `client.tenant` in rules.
+    pub tenant: String,
+    /// `TOKENHOST_TRUSTED_PROXIES` (comma-separated): peers whose `X-Forwarded-For` is
+    /// believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `TOKENHOST_DEFAULT_AUDIENCE`: used when a token request names none.
+    pub default_audience: Option<String>,
+    /// `TOKENHOST_SECRET_GRACE_SECONDS`: how long a rotated-out client secret still works.
+    pub secret_grace_seconds: u64,
+    pub max_token_body_bytes: usize,
+    pub max_management_body_bytes: usize,
+    pub max_component_body_bytes: usize,
+    /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
+    /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            issuer: DEFAULT_ISSUER.into(),
+            tenant: DEFAULT_TENANT.into(),
+            trusted_proxies: Vec::new(),
+            default_audience: None,
+            secret_grace_seconds: 0,
+            max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
+            max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
+            max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration tokenhost cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("issuer {0:?} must be an absolute http:// or https:// URL")]
+    Issuer(String),
+    #[error(transparent)]
+    Limits(#[from] crate::rules::LimitsError),
+}
+
+impl Config {
+    /// Reads `file` if given, then applies `TOKENHOST_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], with the environment given as a lookup (for tests).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("TOKENHOST_LISTEN") {
+            config.listen = parse_env("TOKENHOST_LISTEN", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("TOKENHOST_ISSUER") {
+            config.issuer = v;
+        }
+        if let Some(v) = env("TOKENHOST_TENANT") {
+            config.tenant = v;
+        }
+        if let Some(v) = env("TOKENHOST_DEFAULT_AUDIENCE") {
+            config.default_audience = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("TOKENHOST_TRUSTED_PROXIES") {
+            config.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_env("TOKENHOST_TRUSTED_PROXIES", s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("TOKENHOST_SECRET_GRACE_SECONDS") {
+            config.secret_grace_seconds = parse_env("TOKENHOST_SECRET_GRACE_SECONDS", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_RULE_DEADLINE_MS") {
+            config.limits.deadline =
+                Duration::from_millis(parse_env("TOKENHOST_RULE_DEADLINE_MS", &v)?);
+        }
+        if let Some(v) = env("TOKENHOST_RULE_FUEL") {
+            config.limits.fuel = parse_env("TOKENHOST_RULE_FUEL", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_RULE_MEMORY_BYTES") {
+            config.limits.memory_bytes = parse_env("TOKENHOST_RULE_MEMORY_BYTES", &v)?;
+        }
+        config.issuer = normalize_issuer(&config.issuer)?;
+        config.limits.validate()?;
+        Ok(config)
+    }
+
+    /// The management API's audience, `<issuer>api/v2/`.
+    pub fn management_audience(&self) -> String {
+        format!("{}api/v2/", self.issuer)
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        format!("{}oauth/token", self.issuer)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}.well-known/jwks.json", self.issuer)
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| ConfigError::Env {
+        name,
+        value: value.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// An absolute http(s) URL ending in exactly one `/`.
+pub fn normalize_issuer(issuer: &str) -> Result<String, ConfigError> {
+    let trimmed = issuer.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(format!("{trimmed}/"))
+        }
+        _ => Err(ConfigError::Issuer(issuer.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_ends_in_exactly_one_slash() {
+        assert_eq!(normalize_issuer("http://a:1").unwrap(), "http://a:1/");
+        assert_eq!(
+            normalize_issuer("https://a.example/auth///").unwrap(),
+            "https://a.example/auth/"
+        );
+        assert!(normalize_issuer("a.example").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let env = |name: &str| match name {
+            "TOKENHOST_LISTEN" => Some("127.0.0.1:0".to_string()),
+            "TOKENHOST_ISSUER" => Some("http://localhost:9/".to_string()),
+            "TOKENHOST_TRUSTED_PROXIES" => Some("10.0.0.1, ::1".to_string()),
+            "TOKENHOST_RULE_DEADLINE_MS" => Some("500".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.management_audience(), "http://localhost:9/api/v2/");
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.limits.deadline, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_deadline_over_twenty_seconds_is_refused() {
+        let env = |name: &str| (name == "TOKENHOST_RULE_DEADLINE_MS").then(|| "30000".to_string());
+        assert!(matches!(
+            Config::load_with(None, env),
+            Err(ConfigError::Limits(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let path =
+            std::env::temp_dir().join(format!("tokenhost-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlsiten = 3\n").unwrap();
+        assert!(matches!(
+            Config::load_with(Some(&path), |_| None),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::remove_file(&path).ok();
+    }
+}

@@ -1,0 +1,177 @@
+//! `/api/v2/client-grants`: which client may get tokens for which API, with which scopes.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::json::Body;
+use super::scopes::*;
+use super::{blocking, write};
+use crate::credentials::generate_id;
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::ClientGrant;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientGrantView {
+    pub id: String,
+    pub client_id: String,
+    pub audience: String,
+    pub scope: Vec<String>,
+}
+
+impl From<ClientGrant> for ClientGrantView {
+    fn from(g: ClientGrant) -> Self {
+        ClientGrantView {
+            id: g.id,
+            client_id: g.client_id,
+            audience: g.audience,
+            scope: g.scope,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClientGrant {
+    pub client_id: String,
+    pub audience: String,
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClientGrant {
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GrantFilter {
+    pub client_id: Option<String>,
+    pub audience: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update, delete))
+}
+
+/// The grant's scopes must be scopes its API defines.
+fn validate(state: &AppState, grant: &ClientGrant) -> Result<(), ApiError> {
+    let catalog = state.catalog();
+    if !catalog.clients.contains_key(&grant.client_id) {
+        return Err(ApiError::bad_request(format!(
+            "client {} does not exist",
+            grant.client_id
+        )));
+    }
+    let api = catalog.apis.get(&grant.audience).ok_or_else(|| {
+        ApiError::bad_request(format!("no API has the identifier {:?}", grant.audience))
+    })?;
+    if let Some(unknown) = grant
+        .scope
+        .iter()
+        .find(|s| !api.scopes.iter().any(|d| &d.value == *s))
+    {
+        return Err(ApiError::bad_request(format!(
+            "scope {unknown:?} is not defined by the API {:?}",
+            api.identifier
+        )));
+    }
+    Ok(())
+}
+
+/// List grants, optionally for one client or one audience.
+#[utoipa::path(get, path = "/client-grants", tag = "client-grants", params(GrantFilter),
+    responses((status = 200, body = [ClientGrantView])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<GrantFilter>,
+) -> Result<Json<Vec<ClientGrantView>>, ApiError> {
+    caller.require(READ_CLIENT_GRANTS)?;
+    let grants = blocking(&state, |s| Ok(s.store.list_client_grants()?)).await?;
+    Ok(Json(
+        grants
+            .into_iter()
+            .filter(|g| filter.client_id.as_ref().is_none_or(|c| &g.client_id == c))
+            .filter(|g| filter.audience.as_ref().is_none_or(|a| &g.audience == a))
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Grant a client access to an API.
+#[utoipa::path(post, path = "/client-grants", tag = "client-grants", request_body = CreateClientGrant,
+    responses((status = 201, body = ClientGrantView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateClientGrant>,
+) -> Result<(StatusCode, Json<ClientGrantView>), ApiError> {
+    caller.require(CREATE_CLIENT_GRANTS)?;
+    let grant = ClientGrant {
+        id: generate_id("cgr_").map_err(|_| ApiError::internal())?,
+        client_id: body.client_id,
+        audience: body.audience,
+        scope: body.scope,
+        created_at: now(),
+    };
+    let stored = grant.clone();
+    write(&state, move |s| {
+        validate(s, &stored)?;
+        Ok(s.store.put_client_grant(&stored)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(grant.into())))
+}
+
+/// Change a grant's scopes.
+#[utoipa::path(patch, path = "/client-grants/{id}", tag = "client-grants", request_body = UpdateClientGrant,
+    responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError)))]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateClientGrant>,
+) -> Result<Json<ClientGrantView>, ApiError> {
+    caller.require(UPDATE_CLIENT_GRANTS)?;
+    let grant = write(&state, move |s| {
+        let mut grant = s
+            .store
+            .list_client_grants()?
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| ApiError::not_found("The client grant"))?;
+        grant.scope = body.scope;
+        validate(s, &grant)?;
+        s.store.put_client_grant(&grant)?;
+        Ok(grant)
+    })
+    .await?;
+    Ok(Json(grant.into()))
+}
+
+/// Revoke a grant.
+#[utoipa::path(delete, path = "/client-grants/{id}", tag = "client-grants",
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(DELETE_CLIENT_GRANTS)?;
+    write(&state, move |s| match s.store.delete_client_grant(&id)? {
+        true => Ok(()),
+        false => Err(ApiError::not_found("The client grant")),
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

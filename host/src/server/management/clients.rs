@@ -1,0 +1,233 @@
+//! `/api/v2/clients`: machine-to-machine clients and their secrets.
+//!
+//! A secret is shown once (at creation or rotation) and stored only as a keyed hash.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::json::Body;
+use super::scopes::*;
+use super::{blocking, write};
+use crate::credentials::{generate_id, generate_secret};
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::{Client, SecretHash};
+
+pub const APP_TYPE: &str = "non_interactive";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub client_metadata: BTreeMap<String, String>,
+    pub app_type: String,
+    /// Only in the answer to a creation or a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl ClientView {
+    fn new(client: Client, secret: Option<String>) -> Self {
+        ClientView {
+            client_id: client.client_id,
+            name: client.name,
+            client_metadata: client.client_metadata,
+            app_type: client.app_type,
+            client_secret: secret,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    pub name: String,
+    pub client_metadata: Option<BTreeMap<String, String>>,
+    /// Only `non_interactive` (machine to machine) is supported.
+    pub app_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClient {
+    pub name: Option<String>,
+    pub client_metadata: Option<BTreeMap<String, String>>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(rotate_secret))
+}
+
+fn find(state: &AppState, id: &str) -> Result<Client, ApiError> {
+    state
+        .store
+        .list_clients()?
+        .into_iter()
+        .find(|c| c.client_id == id)
+        .ok_or_else(|| ApiError::not_found("The client"))
+}
+
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("name must not be empty"));
+    }
+    Ok(())
+}
+
+/// List clients (secrets are never listed).
+#[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ClientView>>, ApiError> {
+    caller.require(READ_CLIENTS)?;
+    let clients = blocking(&state, |s| Ok(s.store.list_clients()?)).await?;
+    Ok(Json(
+        clients
+            .into_iter()
+            .map(|c| ClientView::new(c, None))
+            .collect(),
+    ))
+}
+
+/// Create a client; the answer carries its secret, shown this once.
+#[utoipa::path(post, path = "/clients", tag = "clients", request_body = CreateClient,
+    responses((status = 201, body = ClientView), (status = 400, body = ApiError)))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateClient>,
+) -> Result<(StatusCode, Json<ClientView>), ApiError> {
+    caller.require(CREATE_CLIENTS)?;
+    validate_name(&body.name)?;
+    if body.app_type.as_deref().is_some_and(|t| t != APP_TYPE) {
+        return Err(ApiError::bad_request(format!(
+            "app_type must be {APP_TYPE:?}"
+        )));
+    }
+    let secret = generate_secret().map_err(|_| ApiError::internal())?;
+    let client = Client {
+        client_id: generate_id("").map_err(|_| ApiError::internal())?,
+        name: body.name,
+        client_metadata: body.client_metadata.unwrap_or_default(),
+        app_type: APP_TYPE.into(),
+        secrets: vec![SecretHash {
+            hash: state.hasher.hash(&secret),
+            expires_at: None,
+        }],
+        created_at: now(),
+    };
+    let stored = client.clone();
+    write(&state, move |s| Ok(s.store.put_client(&stored)?)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ClientView::new(client, Some(secret))),
+    ))
+}
+
+/// Get one client.
+#[utoipa::path(get, path = "/clients/{id}", tag = "clients",
+    responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ClientView>, ApiError> {
+    caller.require(READ_CLIENTS)?;
+    let client = blocking(&state, move |s| find(s, &id)).await?;
+    Ok(Json(ClientView::new(client, None)))
+}
+
+/// Change a client's name or metadata.
+#[utoipa::path(patch, path = "/clients/{id}", tag = "clients", request_body = UpdateClient,
+    responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateClient>,
+) -> Result<Json<ClientView>, ApiError> {
+    caller.require(UPDATE_CLIENTS)?;
+    let client = write(&state, move |s| {
+        let mut client = find(s, &id)?;
+        if let Some(name) = body.name {
+            validate_name(&name)?;
+            client.name = name;
+        }
+        if let Some(metadata) = body.client_metadata {
+            client.client_metadata = metadata;
+        }
+        s.store.put_client(&client)?;
+        Ok(client)
+    })
+    .await?;
+    Ok(Json(ClientView::new(client, None)))
+}
+
+/// Delete a client and its grants.
+#[utoipa::path(delete, path = "/clients/{id}", tag = "clients", responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(DELETE_CLIENTS)?;
+    write(&state, move |s| match s.store.delete_client(&id)? {
+        true => Ok(()),
+        false => Err(ApiError::not_found("The client")),
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issue a new secret. The old one keeps working for the configured grace period
+/// (`TOKENHOST_SECRET_GRACE_SECONDS`, default 0: it stops at once).
+#[utoipa::path(post, path = "/clients/{id}/rotate-secret", tag = "clients",
+    responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ClientView>, ApiError> {
+    caller.require(UPDATE_CLIENTS)?;
+    let secret = generate_secret().map_err(|_| ApiError::internal())?;
+    let hash = state.hasher.hash(&secret);
+    let client = write(&state, move |s| {
+        let mut client = find(s, &id)?;
+        let now = now();
+        let grace = i64::try_from(s.config.secret_grace_seconds).unwrap_or(i64::MAX);
+        let mut secrets = vec![SecretHash {
+            hash,
+            expires_at: None,
+        }];
+        if grace > 0 {
+            let until = now.saturating_add(grace);
+            secrets.extend(
+                client
+                    .secrets
+                    .into_iter()
+                    .filter(|old| old.expires_at.is_none_or(|at| at > now))
+                    .map(|old| SecretHash {
+                        expires_at: Some(old.expires_at.map_or(until, |at| at.min(until))),
+                        ..old
+                    }),
+            );
+        }
+        client.secrets = secrets;
+        s.store.put_client(&client)?;
+        Ok(client)
+    })
+    .await?;
+    Ok(Json(ClientView::new(client, Some(secret))))
+}

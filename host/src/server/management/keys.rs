@@ -1,0 +1,106 @@
+//! `/api/v2/keys/signing`: list signing keys and rotate them.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::scopes::*;
+use super::{blocking, write};
+use crate::keys;
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::{KeyState, SigningAlg, SigningKey};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyView {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    /// The public key as published in the JWKS.
+    #[schema(value_type = Object)]
+    pub public_jwk: serde_json::Value,
+}
+
+impl From<SigningKey> for SigningKeyView {
+    fn from(k: SigningKey) -> Self {
+        SigningKeyView {
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+            public_jwk: k.public_jwk,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeys {
+    /// Rotate only this algorithm's keys; all algorithms when absent.
+    pub alg: Option<SigningAlg>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(rotate))
+}
+
+/// List signing keys (public parts only).
+#[utoipa::path(get, path = "/keys/signing", tag = "keys", responses((status = 200, body = [SigningKeyView])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
+    caller.require(READ_SIGNING_KEYS)?;
+    let keys = blocking(&state, |s| Ok(s.store.list_signing_keys()?)).await?;
+    Ok(Json(keys.into_iter().map(Into::into).collect()))
+}
+
+/// Rotate: the next key starts signing, the current one is retired (it stays in the JWKS
+/// until every token it signed has expired) and a new next key is published.
+#[utoipa::path(post, path = "/keys/signing/rotate", tag = "keys", request_body = RotateKeys,
+    responses((status = 200, body = [SigningKeyView])))]
+async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
+    caller.require(UPDATE_SIGNING_KEYS)?;
+    // The body is optional: an empty POST rotates every algorithm.
+    let alg = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RotateKeys>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+            .alg
+    };
+    let keys = write(&state, move |s| {
+        let algs: Vec<SigningAlg> = alg
+            .map(|a| vec![a])
+            .unwrap_or_else(|| SigningAlg::ALL.to_vec());
+        for alg in algs {
+            let existing = s.store.list_signing_keys()?;
+            let changed = keys::rotate(&existing, alg, now()).map_err(|e| {
+                tracing::error!(error = %e, "key rotation failed");
+                ApiError::internal()
+            })?;
+            s.store.put_signing_keys(&changed)?;
+        }
+        s.ensure_signing_keys().map_err(|e| {
+            tracing::error!(error = %e, "key maintenance failed");
+            ApiError::internal()
+        })?;
+        Ok(s.store.list_signing_keys()?)
+    })
+    .await?;
+    Ok(Json(keys.into_iter().map(Into::into).collect()))
+}

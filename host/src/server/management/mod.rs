@@ -1,0 +1,103 @@
+//! The management API under `/api/v2/`, shaped like the original platform's.
+//!
+//! Every handler checks its scope first, runs storage work on a blocking thread, and
+//! makes changes one at a time, rebuilding the token endpoint's catalog after each so the
+//! change applies to the next token request.
+
+pub mod auth;
+mod client_grants;
+mod clients;
+mod json;
+mod keys;
+mod resource_servers;
+mod rules;
+pub mod scopes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use super::api_error::ApiError;
+use super::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tokenhost management API", description = "Manage APIs, clients, grants, rules and signing keys."),
+    components(schemas(ApiError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The `/api/v2` router, with `/api/v2/openapi.json` generated from the handlers.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let config = &state.config;
+    let (rules, rules_doc) = rules::router().split_for_parts();
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(resource_servers::router())
+        .merge(clients::router())
+        .merge(client_grants::router())
+        .merge(keys::router())
+        .split_for_parts();
+    doc.merge(rules_doc);
+    doc.servers = Some(vec![utoipa::openapi::Server::new(format!(
+        "{}api/v2",
+        config.issuer
+    ))]);
+    let doc = Json(doc);
+    api.layer(DefaultBodyLimit::max(config.max_management_body_bytes))
+        // Rules may carry a component: the larger limit.
+        .merge(rules.layer(DefaultBodyLimit::max(config.max_component_body_bytes)))
+        .route("/openapi.json", get(move || async move { doc.clone() }))
+}
+
+/// Runs `f` on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "management task failed");
+            ApiError::internal()
+        })?
+}
+
+/// Runs a change on a blocking thread, one change at a time, then rebuilds the catalog.
+pub(crate) async fn write<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _one_at_a_time = state.write_lock.lock().await;
+    blocking(state, move |s| {
+        let out = f(s)?;
+        s.reload().map_err(|e| {
+            tracing::error!(error = %e, "cannot rebuild the catalog after a change");
+            ApiError::internal()
+        })?;
+        Ok(out)
+    })
+    .await
+}

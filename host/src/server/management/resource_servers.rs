@@ -1,0 +1,217 @@
+//! `/api/v2/resource-servers`: the APIs tokens are issued for.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::json::Body;
+use super::scopes::*;
+use super::{blocking, write};
+use crate::credentials::generate_id;
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::{ResourceServer, ScopeDef, SigningAlg};
+
+/// Default access token lifetime: 24 hours.
+pub const DEFAULT_TOKEN_LIFETIME: u32 = 86_400;
+/// At most 30 days.
+pub const MAX_TOKEN_LIFETIME: u32 = 2_592_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceServerView {
+    pub id: String,
+    /// The audience value clients ask for.
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<ScopeDef>,
+    pub token_lifetime: u32,
+    pub signing_alg: SigningAlg,
+    pub allow_rule_added_scopes: bool,
+}
+
+impl From<ResourceServer> for ResourceServerView {
+    fn from(api: ResourceServer) -> Self {
+        ResourceServerView {
+            id: api.id,
+            identifier: api.identifier,
+            name: api.name,
+            scopes: api.scopes,
+            token_lifetime: api.token_lifetime,
+            signing_alg: api.signing_alg,
+            allow_rule_added_scopes: api.allow_rule_added_scopes,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceServer {
+    pub identifier: String,
+    pub name: Option<String>,
+    pub scopes: Option<Vec<ScopeDef>>,
+    pub token_lifetime: Option<u32>,
+    pub signing_alg: Option<SigningAlg>,
+    pub allow_rule_added_scopes: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResourceServer {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<ScopeDef>>,
+    pub token_lifetime: Option<u32>,
+    pub signing_alg: Option<SigningAlg>,
+    pub allow_rule_added_scopes: Option<bool>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+}
+
+fn validate(api: &ResourceServer, management_audience: &str) -> Result<(), ApiError> {
+    if api.identifier.trim().is_empty() {
+        return Err(ApiError::bad_request("identifier must not be empty"));
+    }
+    if api.identifier == management_audience {
+        return Err(ApiError::bad_request(
+            "identifier is the management API's own audience",
+        ));
+    }
+    if api.token_lifetime == 0 || api.token_lifetime > MAX_TOKEN_LIFETIME {
+        return Err(ApiError::bad_request(format!(
+            "token_lifetime must be between 1 and {MAX_TOKEN_LIFETIME} seconds"
+        )));
+    }
+    for scope in &api.scopes {
+        if scope.value.is_empty() || scope.value.contains(char::is_whitespace) {
+            return Err(ApiError::bad_request(format!(
+                "scope {:?} must be non-empty and without spaces",
+                scope.value
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn find(state: &AppState, id: &str) -> Result<ResourceServer, ApiError> {
+    state
+        .store
+        .list_resource_servers()?
+        .into_iter()
+        .find(|api| api.id == id)
+        .ok_or_else(|| ApiError::not_found("The resource server"))
+}
+
+/// List APIs.
+#[utoipa::path(get, path = "/resource-servers", tag = "resource-servers",
+    responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ResourceServerView>>, ApiError> {
+    caller.require(READ_RESOURCE_SERVERS)?;
+    let apis = blocking(&state, |s| Ok(s.store.list_resource_servers()?)).await?;
+    Ok(Json(apis.into_iter().map(Into::into).collect()))
+}
+
+/// Create an API.
+#[utoipa::path(post, path = "/resource-servers", tag = "resource-servers", request_body = CreateResourceServer,
+    responses((status = 201, body = ResourceServerView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateResourceServer>,
+) -> Result<(StatusCode, Json<ResourceServerView>), ApiError> {
+    caller.require(CREATE_RESOURCE_SERVERS)?;
+    let api = ResourceServer {
+        id: generate_id("api_").map_err(|_| ApiError::internal())?,
+        name: body.name.unwrap_or_else(|| body.identifier.clone()),
+        identifier: body.identifier,
+        scopes: body.scopes.unwrap_or_default(),
+        token_lifetime: body.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME),
+        signing_alg: body.signing_alg.unwrap_or(SigningAlg::RS256),
+        allow_rule_added_scopes: body.allow_rule_added_scopes.unwrap_or(true),
+        created_at: now(),
+    };
+    validate(&api, &state.config.management_audience())?;
+    let stored = api.clone();
+    write(&state, move |s| Ok(s.store.put_resource_server(&stored)?)).await?;
+    Ok((StatusCode::CREATED, Json(api.into())))
+}
+
+/// Get one API.
+#[utoipa::path(get, path = "/resource-servers/{id}", tag = "resource-servers",
+    responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)))]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceServerView>, ApiError> {
+    caller.require(READ_RESOURCE_SERVERS)?;
+    Ok(Json(blocking(&state, move |s| find(s, &id)).await?.into()))
+}
+
+/// Change an API (its identifier cannot change).
+#[utoipa::path(patch, path = "/resource-servers/{id}", tag = "resource-servers", request_body = UpdateResourceServer,
+    responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateResourceServer>,
+) -> Result<Json<ResourceServerView>, ApiError> {
+    caller.require(UPDATE_RESOURCE_SERVERS)?;
+    let api = write(&state, move |s| {
+        let mut api = find(s, &id)?;
+        if let Some(name) = body.name {
+            api.name = name;
+        }
+        if let Some(scopes) = body.scopes {
+            api.scopes = scopes;
+        }
+        if let Some(lifetime) = body.token_lifetime {
+            api.token_lifetime = lifetime;
+        }
+        if let Some(alg) = body.signing_alg {
+            api.signing_alg = alg;
+        }
+        if let Some(allow) = body.allow_rule_added_scopes {
+            api.allow_rule_added_scopes = allow;
+        }
+        validate(&api, &s.config.management_audience())?;
+        s.store.put_resource_server(&api)?;
+        Ok(api)
+    })
+    .await?;
+    Ok(Json(api.into()))
+}
+
+/// Delete an API; its client grants go with it.
+#[utoipa::path(delete, path = "/resource-servers/{id}", tag = "resource-servers",
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(DELETE_RESOURCE_SERVERS)?;
+    write(&state, move |s| {
+        let api = find(s, &id)?;
+        for grant in s.store.list_client_grants()? {
+            if grant.audience == api.identifier {
+                s.store.delete_client_grant(&grant.id)?;
+            }
+        }
+        s.store.delete_resource_server(&api.id)?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,174 @@
+//! The HTTP server: the token endpoint, discovery, and the management API.
+//!
+//! `app` builds the router from a ready [`AppState`]; `serve` does the start-up around it
+//! (data directory, store, keys, rules, bootstrap client) and runs until SIGINT/SIGTERM.
+
+pub mod api_error;
+mod bootstrap;
+mod catalog;
+pub mod client_ip;
+mod discovery;
+pub mod management;
+pub mod oauth_error;
+pub mod request_id;
+pub mod state;
+mod token;
+pub mod token_request;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::credentials::SecretHasher;
+use crate::datadir;
+use crate::rules::{ArtifactKey, RuleEngine};
+use crate::store::{SqliteStore, Store};
+
+pub use state::AppState;
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/oauth/token", post(token::token))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::oauth_metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .nest("/api/v2", management::router(&state))
+        .fallback(|| async { api_error::ApiError::not_found("This endpoint") })
+        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(state)
+}
+
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unreachable"),
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Engine(#[from] crate::rules::EngineError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Builds the state from `config`: data directory, keys, store, rules. Blocking.
+pub fn build_state(config: Config) -> Result<AppState, ServeError> {
+    datadir::ensure(&config.data_dir)?;
+    let artifact_key =
+        ArtifactKey::from_bytes(&datadir::key(&config.data_dir, datadir::ARTIFACT_KEY_FILE)?);
+    let hasher = SecretHasher::new(&datadir::key(
+        &config.data_dir,
+        datadir::SECRET_HASH_KEY_FILE,
+    )?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        &config.data_dir.join(datadir::DATABASE_FILE),
+    )?);
+    let engine = Arc::new(RuleEngine::new(config.limits.clone())?);
+    Ok(AppState::new(config, store, engine, hasher, artifact_key)?)
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let listen = config.listen;
+    let bootstrap_id = std::env::var("TOKENHOST_BOOTSTRAP_CLIENT_ID")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let bootstrap_secret = std::env::var("TOKENHOST_BOOTSTRAP_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let state = tokio::task::spawn_blocking(move || -> Result<AppState, ServeError> {
+        let state = build_state(config)?;
+        bootstrap::ensure(&state, bootstrap_id, bootstrap_secret)?;
+        Ok(state)
+    })
+    .await
+    .map_err(|e| ServeError::Other(e.to_string()))??;
+
+    // Ready the JS compiler now rather than on the first upload.
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = engine.warm_up() {
+            tracing::error!(error = %e, "the JS rule compiler failed to start: rule uploads will fail");
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+    println!(
+        "tokenhost listening on http://{local} (issuer {})",
+        state.config.issuer
+    );
+    tracing::info!(%local, issuer = %state.config.issuer, "listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| ServeError::Other(e.to_string()))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

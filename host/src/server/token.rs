@@ -1,0 +1,322 @@
+//! `POST /oauth/token`: the client-credentials grant, end to end.
+//!
+//! Parse, authenticate the client, resolve audience and scopes against its grant, run the
+//! enabled rules (on a blocking thread, under one deadline), keep the claims a rule may
+//! set, sign, answer. Nothing here touches storage: the catalog snapshot has it all.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::catalog::Catalog;
+use super::client_ip::client_ip;
+use super::oauth_error::OAuthError;
+use super::request_id::RequestId;
+use super::state::{now, AppState};
+use super::token_request::{self, TokenRequest};
+use crate::rules::{
+    ChainRule, ClientInfo, DenialCode, Outcome, RequestInfo, RuleInput, Token, TokenSoFar,
+};
+use crate::store::{Client, ResourceServer};
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u32,
+    scope: String,
+}
+
+/// The registered claims of an access token (RFC 9068), with the rule's claims flattened in.
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    client_id: &'a str,
+    azp: &'a str,
+    gty: &'static str,
+    scope: String,
+    #[serde(flatten)]
+    custom: &'a Map<String, Value>,
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match issue(&state, peer, &request_id, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    peer: SocketAddr,
+    request_id: &RequestId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let limit = state.config.max_token_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(OAuthError::payload_too_large(limit));
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| OAuthError::payload_too_large(limit))?;
+    let request = token_request::parse(headers, &bytes)?;
+    if request.grant_type != "client_credentials" {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {:?} is not supported: this server issues client_credentials tokens",
+            request.grant_type
+        )));
+    }
+    let catalog = state.catalog();
+    let client = authenticate(state, &catalog, &request)?;
+    let audience = request
+        .audience
+        .clone()
+        .or_else(|| state.config.default_audience.clone())
+        .ok_or_else(|| OAuthError::invalid_request("audience is required"))?;
+    let api = catalog
+        .apis
+        .get(&audience)
+        .ok_or_else(|| OAuthError::access_denied(format!("Service not found: {audience}")))?;
+    let grant = catalog.grant(&client.client_id, &audience).ok_or_else(|| {
+        OAuthError::access_denied(format!(
+            "Client is not authorized to access \"{audience}\". You need to create a client grant."
+        ))
+    })?;
+    let granted = match &request.scope {
+        Some(requested) => {
+            if let Some(missing) = requested.iter().find(|s| !grant.scope.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {missing:?} is not granted to this client"
+                )));
+            }
+            requested.clone()
+        }
+        None => grant.scope.clone(),
+    };
+    let token = if audience == state.config.management_audience() || catalog.rules.is_empty() {
+        Token {
+            scope: granted,
+            claims: Map::new(),
+        }
+    } else {
+        let input = rule_input(state, peer, headers, &client, &request, &audience, granted);
+        run_rules(state, &catalog, input, request_id, api).await?
+    };
+    let token = restrict_scopes(api, &grant.scope, token, request_id);
+    sign(state, &catalog, &client, api, &token)
+}
+
+fn authenticate(
+    state: &AppState,
+    catalog: &Catalog,
+    request: &TokenRequest,
+) -> Result<Client, OAuthError> {
+    let client = catalog.clients.get(&request.client_id);
+    let now = now();
+    let valid = client.is_some_and(|client| {
+        client
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|at| at > now))
+            .any(|s| state.hasher.verify(&request.client_secret, &s.hash))
+    });
+    match client {
+        Some(client) if valid => Ok(client.clone()),
+        _ => Err(OAuthError::invalid_client("client authentication failed")),
+    }
+}
+
+fn rule_input(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    client: &Client,
+    request: &TokenRequest,
+    audience: &str,
+    scope: Vec<String>,
+) -> RuleInput {
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    RuleInput {
+        client: ClientInfo {
+            id: client.client_id.clone(),
+            name: client.name.clone(),
+            tenant: state.config.tenant.clone(),
+            metadata: client.client_metadata.clone(),
+        },
+        scope: scope.clone(),
+        audience: audience.to_string(),
+        request: RequestInfo {
+            ip: client_ip(peer, headers, &state.config.trusted_proxies).to_string(),
+            user_agent: header(header::USER_AGENT),
+            hostname: header(header::HOST),
+            method: "POST".into(),
+            body: request.body.clone(),
+        },
+        secrets: Default::default(),
+        token_so_far: TokenSoFar {
+            scope,
+            custom_claims: Map::new(),
+        },
+    }
+}
+
+async fn run_rules(
+    state: &AppState,
+    catalog: &std::sync::Arc<Catalog>,
+    input: RuleInput,
+    request_id: &RequestId,
+    api: &ResourceServer,
+) -> Result<Token, OAuthError> {
+    let deadline = Instant::now() + state.engine.limits().deadline;
+    let engine = state.engine.clone();
+    let rules = catalog.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let chain: Vec<ChainRule<'_>> = rules
+            .rules
+            .iter()
+            .map(|r| ChainRule {
+                id: &r.id,
+                name: &r.name,
+                rule: &r.compiled,
+            })
+            .collect();
+        engine.execute_chain(&chain, input, deadline)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "rule execution task failed");
+        OAuthError::internal()
+    })?;
+    for step in &result.steps {
+        let execution = &step.execution;
+        tracing::debug!(
+            rule = %step.rule_id, fuel = execution.fuel_used, duration_us = execution.duration.as_micros() as u64,
+            logs = ?execution.logs, "rule executed"
+        );
+    }
+    match result.outcome {
+        Outcome::Issued { token } => Ok(token),
+        Outcome::Denied { denial } => Err(match denial.code {
+            DenialCode::AccessDenied => OAuthError::access_denied(denial.message),
+            DenialCode::InvalidScope => OAuthError::invalid_scope(denial.message),
+            DenialCode::InvalidRequest => OAuthError::invalid_request(denial.message),
+            DenialCode::UnauthorizedClient => OAuthError::unauthorized_client(denial.message),
+            DenialCode::ServerError => OAuthError::server_error(denial.message),
+        }),
+        Outcome::Failed { failure } => {
+            let rule = result
+                .steps
+                .last()
+                .map(|s| s.rule_id.as_str())
+                .unwrap_or("");
+            let logs = result
+                .steps
+                .last()
+                .map(|s| s.execution.logs.clone())
+                .unwrap_or_default();
+            tracing::error!(request_id = %request_id.0, rule, audience = %api.identifier, failure = %failure, ?logs, "rule failed");
+            Err(OAuthError::internal())
+        }
+    }
+}
+
+/// With `allow_rule_added_scopes = false`, scopes beyond the grant are dropped (and said).
+fn restrict_scopes(
+    api: &ResourceServer,
+    grant_scope: &[String],
+    mut token: Token,
+    request_id: &RequestId,
+) -> Token {
+    if !api.allow_rule_added_scopes {
+        let (kept, dropped): (Vec<String>, Vec<String>) = token
+            .scope
+            .into_iter()
+            .partition(|s| grant_scope.contains(s));
+        if !dropped.is_empty() {
+            tracing::info!(request_id = %request_id.0, ?dropped, audience = %api.identifier,
+                "scopes added by rules dropped: the API does not allow rule-added scopes");
+        }
+        token.scope = kept;
+    }
+    token
+}
+
+fn sign(
+    state: &AppState,
+    catalog: &Catalog,
+    client: &Client,
+    api: &ResourceServer,
+    token: &Token,
+) -> Result<Response, OAuthError> {
+    let iat = now();
+    let scope = token.scope.join(" ");
+    let claims = Claims {
+        iss: &state.config.issuer,
+        sub: format!("{}@clients", client.client_id),
+        aud: &api.identifier,
+        iat,
+        exp: iat + i64::from(api.token_lifetime),
+        jti: jti()?,
+        client_id: &client.client_id,
+        azp: &client.client_id,
+        gty: "client-credentials",
+        scope: scope.clone(),
+        custom: &token.claims,
+    };
+    let access_token = catalog.keys.sign(api.signing_alg, &claims).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign the token");
+        OAuthError::internal()
+    })?;
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: api.token_lifetime,
+        scope,
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+fn jti() -> Result<String, OAuthError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| {
+        tracing::error!("the system random source failed");
+        OAuthError::internal()
+    })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}

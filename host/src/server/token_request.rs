@@ -1,0 +1,263 @@
+//! Reading a token request (RFC 6749 §4.4.2, §2.3.1): a form or JSON body, client
+//! authentication by `client_secret_post` or `client_secret_basic` (not both), every
+//! malformation answered with its OAuth error.
+
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use percent_encoding::percent_decode;
+use serde_json::{Map, Value};
+
+use super::oauth_error::OAuthError;
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// A parsed token request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRequest {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_method: AuthMethod,
+    pub grant_type: String,
+    /// `audience`, or `resource` (RFC 8707) as its synonym.
+    pub audience: Option<String>,
+    /// Space-delimited `scope`, split.
+    pub scope: Option<Vec<String>>,
+    /// The body's fields without the client secret, for `context.request.body`.
+    pub body: Map<String, Value>,
+}
+
+/// Parses headers and body into a [`TokenRequest`].
+pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+    let mut fields = parse_body(headers, body)?;
+    let basic = basic_credentials(headers)?;
+    let text = |fields: &Map<String, Value>, name: &str| -> Result<Option<String>, OAuthError> {
+        match fields.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(OAuthError::invalid_request(format!(
+                "{name} must be a string"
+            ))),
+        }
+    };
+    let body_id = text(&fields, "client_id")?;
+    let body_secret = text(&fields, "client_secret")?;
+    let (client_id, client_secret, auth_method) = match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: client_secret in the body and Basic authorization were both sent",
+            ))
+        }
+        (Some((id, _)), Some(body_id), None) if body_id != id => {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the Basic authorization"))
+        }
+        (Some((id, secret)), _, None) => (id, secret, AuthMethod::ClientSecretBasic),
+        (None, Some(id), Some(secret)) => (id, secret, AuthMethod::ClientSecretPost),
+        (None, Some(_), None) => return Err(OAuthError::invalid_client("client_secret is missing")),
+        (None, None, _) => {
+            return Err(OAuthError::invalid_client(
+                "client authentication is missing: send client_id and client_secret, or Basic authorization",
+            ))
+        }
+    };
+    fields.remove("client_secret");
+    let grant_type = text(&fields, "grant_type")?
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    let audience = match (text(&fields, "audience")?, text(&fields, "resource")?) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(OAuthError::invalid_request(
+                "audience and resource name different APIs",
+            ))
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    let scope = text(&fields, "scope")?.map(|s| {
+        let mut scopes: Vec<String> = Vec::new();
+        for part in s.split(' ').filter(|p| !p.is_empty()) {
+            if !scopes.iter().any(|x| x == part) {
+                scopes.push(part.to_string());
+            }
+        }
+        scopes
+    });
+    Ok(TokenRequest {
+        client_id,
+        client_secret,
+        auth_method,
+        grant_type,
+        audience,
+        scope,
+        body: fields,
+    })
+}
+
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?;
+    match content_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => parse_form(text),
+        Some("application/json") => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(OAuthError::invalid_request("the JSON body must be an object")),
+            Err(e) => Err(OAuthError::invalid_request(format!("the JSON body is malformed: {e}"))),
+        },
+        Some(other) => Err(OAuthError::invalid_request(format!(
+            "unsupported content type {other:?}: use application/x-www-form-urlencoded or application/json"
+        ))),
+        None => Err(OAuthError::invalid_request(
+            "Content-Type is missing: use application/x-www-form-urlencoded or application/json",
+        )),
+    }
+}
+
+/// `application/x-www-form-urlencoded`, strictly: no parameter twice (RFC 6749 §3.2), no
+/// value that is not UTF-8 once decoded.
+fn parse_form(text: &str) -> Result<Map<String, Value>, OAuthError> {
+    let mut fields = Map::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = form_decode(name)?;
+        let value = form_decode(value)?;
+        if fields.contains_key(&name) {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        fields.insert(name, Value::String(value));
+    }
+    Ok(fields)
+}
+
+fn form_decode(raw: &str) -> Result<String, OAuthError> {
+    let plus_as_space = raw.replace('+', " ");
+    percent_decode(plus_as_space.as_bytes())
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| OAuthError::invalid_request("a form value is not UTF-8 once decoded"))
+}
+
+/// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, if present.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_request(format!(
+            "unsupported authorization scheme {scheme:?}: use Basic, or client_id and client_secret in the body"
+        )));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let (id, secret) = (form_decode(id)?, form_decode(secret)?);
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some((id, secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn form_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        h
+    }
+
+    #[test]
+    fn client_secret_post_form() {
+        let req = parse(
+            &form_headers(),
+            b"grant_type=client_credentials&client_id=a&client_secret=s%2Bx&audience=https%3A%2F%2Fapi&scope=read+write+read",
+        )
+        .unwrap();
+        assert_eq!(req.client_secret, "s+x");
+        assert_eq!(req.audience.as_deref(), Some("https://api"));
+        assert_eq!(
+            req.scope,
+            Some(vec!["read".to_string(), "write".to_string()])
+        );
+        assert!(!req.body.contains_key("client_secret"));
+        assert_eq!(req.auth_method, AuthMethod::ClientSecretPost);
+    }
+
+    #[test]
+    fn basic_with_matching_body_id_is_fine_but_not_with_a_body_secret() {
+        let mut h = form_headers();
+        let creds = STANDARD.encode("a%3Ab:s");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
+        );
+        let req = parse(&h, b"grant_type=client_credentials&client_id=a%3Ab").unwrap();
+        assert_eq!(req.client_id, "a:b");
+        assert_eq!(req.auth_method, AuthMethod::ClientSecretBasic);
+        let both = parse(&h, b"grant_type=client_credentials&client_secret=s").unwrap_err();
+        assert_eq!(both.code, "invalid_request");
+    }
+
+    #[test]
+    fn repeated_parameters_and_bad_encodings_are_invalid_requests() {
+        let repeated = parse(
+            &form_headers(),
+            b"grant_type=x&grant_type=y&client_id=a&client_secret=s",
+        )
+        .unwrap_err();
+        assert_eq!(repeated.code, "invalid_request");
+        let not_utf8 = parse(
+            &form_headers(),
+            b"grant_type=%FF&client_id=a&client_secret=s",
+        )
+        .unwrap_err();
+        assert_eq!(not_utf8.code, "invalid_request");
+        let raw = parse(&form_headers(), &[0x67, 0xff]).unwrap_err();
+        assert_eq!(raw.code, "invalid_request");
+    }
+
+    #[test]
+    fn audience_and_resource_must_agree() {
+        let err = parse(
+            &form_headers(),
+            b"grant_type=g&client_id=a&client_secret=s&audience=x&resource=y",
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "invalid_request");
+        let ok = parse(
+            &form_headers(),
+            b"grant_type=g&client_id=a&client_secret=s&resource=y",
+        )
+        .unwrap();
+        assert_eq!(ok.audience.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn missing_authentication_is_invalid_client() {
+        let err = parse(&form_headers(), b"grant_type=client_credentials").unwrap_err();
+        assert_eq!(err.code, "invalid_client");
+    }
+}
