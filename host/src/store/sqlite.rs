@@ -16,7 +16,12 @@ use super::{
 
 /// Append-only: a released migration is never edited, a change is a new entry.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0002_rule_secrets_versions.sql")),
+        M::up(include_str!("migrations/0003_audit_rate_limits.sql")),
+        M::up(include_str!("migrations/0004_rule_logs.sql")),
+    ])
 }
 
 /// A `Store` in one SQLite database file.
@@ -57,7 +62,7 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-done write behind: an
         // unfinished `Transaction` rolls back when dropped.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
