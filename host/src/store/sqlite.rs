@@ -15,13 +15,15 @@ use super::{
 };
 
 /// Append-only: a released migration is never edited, a change is a new entry.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_rule_secrets_versions.sql"),
+    include_str!("migrations/0003_audit_rate_limits.sql"),
+    include_str!("migrations/0004_rule_logs.sql"),
+];
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/0001_init.sql")),
-        M::up(include_str!("migrations/0002_rule_secrets_versions.sql")),
-        M::up(include_str!("migrations/0003_audit_rate_limits.sql")),
-        M::up(include_str!("migrations/0004_rule_logs.sql")),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
 
 /// A `Store` in one SQLite database file.
