@@ -6,6 +6,10 @@
 //
 // Editors then complete `client`, `scope`, `audience`, `context` and `cb`, and
 // `tsc -p rules/jsconfig.json` (`make lint` runs it) checks what you pass to `cb`.
+// An Actions-style rule is annotated the same way:
+//
+//   /** @type {TokenhostAction} */
+//   exports.onExecuteCredentialsExchange = async (event, api) => { ... };
 //
 // The runtime is QuickJS (ES2023) with no modules, filesystem, network or environment:
 // `require` throws, `process` and `fetch` do not exist.
@@ -99,8 +103,93 @@ type TokenhostAsyncRule = (
 /** A rule in either style. */
 type TokenhostRule = TokenhostCallbackRule | TokenhostAsyncRule;
 
-declare var module: { exports: TokenhostRule | Record<string, unknown> };
-declare var exports: Record<string, unknown>;
+/** `event` of an Actions-style rule: the same inputs as the legacy arguments. */
+interface TokenhostEvent {
+  readonly client: {
+    readonly client_id: string;
+    readonly name: string;
+    /** String key/values an administrator set on the client (`client_metadata`). */
+    readonly metadata: Readonly<Record<string, string>>;
+  };
+  /** The API the token is for: `identifier` is the audience. */
+  readonly resource_server: { readonly identifier: string };
+  /** `language` is never set: tokenhost keeps no `Accept-Language`. */
+  readonly request: TokenhostRequest & { readonly language?: string };
+  /** The scopes being granted. */
+  readonly transaction: { readonly requested_scopes: string[] };
+  /** The token as earlier rules of the chain left it. */
+  readonly accessToken: TokenhostTokenSoFar;
+  /** The server's tenant name. */
+  readonly tenant: { readonly id: string };
+  /** The rule's secrets. */
+  readonly secrets: Readonly<Record<string, string>>;
+}
+
+/**
+ * `api.access.deny` codes: 400 `invalid_scope`, `invalid_request`, `unauthorized_client`;
+ * 403 `access_denied`; 500 `server_error` (the reason is passed on in every case).
+ */
+type TokenhostDenyCode =
+  | 'invalid_scope'
+  | 'invalid_request'
+  | 'server_error'
+  | 'access_denied'
+  | 'unauthorized_client';
+
+/** A cached value and its expiry (milliseconds since the Unix epoch). */
+interface TokenhostCacheRecord {
+  value: string;
+  expires_at: number;
+}
+
+/** What `api.cache.set` and `delete` return: a limit refused is a result, not an exception. */
+type TokenhostCacheWriteResult =
+  | { type: 'success' }
+  | { type: 'error'; code: 'key_too_long' | 'value_too_large' | 'invalid_ttl'; message: string };
+
+/** `api` of an Actions-style rule. Every method returns `api` unless it says otherwise. */
+interface TokenhostApi {
+  readonly accessToken: {
+    /** A custom claim; the same names are dropped as from a legacy rule's token. */
+    setCustomClaim(name: string, value: unknown): TokenhostApi;
+    /** Adds a scope to the token (the scopes being granted are kept otherwise). */
+    addScope(scope: string): TokenhostApi;
+    removeScope(scope: string): TokenhostApi;
+  };
+  readonly access: {
+    /** Refuses the token. The first outcome wins: a later deny or exception is ignored. */
+    deny(code: TokenhostDenyCode, reason: string): TokenhostApi;
+  };
+  /**
+   * The rule's cache, kept by the host per rule and shared by its executions: at most 256
+   * entries (the closest to expiry is evicted), keys up to 256 bytes, values up to 2 KiB,
+   * 15 minutes unless `ttl` (ms, at most 24 h) or `expires_at` (ms since the epoch) says
+   * otherwise. Best effort: in memory, emptied by a restart or a change to the rule.
+   */
+  readonly cache: {
+    get(key: string): TokenhostCacheRecord | undefined;
+    set(key: string, value: string, options?: { ttl?: number; expires_at?: number }): TokenhostCacheWriteResult;
+    delete(key: string): TokenhostCacheWriteResult;
+  };
+}
+
+/**
+ * An Actions-style rule (`exports.onExecuteCredentialsExchange`). Finishing without
+ * `api.access.deny` issues the token: the scopes being granted plus the claims set. A
+ * thrown error is read like a legacy rule's `cb(error)`.
+ */
+type TokenhostAction =
+  | ((event: TokenhostEvent, api: TokenhostApi) => Promise<void>)
+  | ((event: TokenhostEvent, api: TokenhostApi) => void);
+
+/** What an Actions-style rule exports. */
+interface TokenhostActionExports {
+  onExecuteCredentialsExchange?: TokenhostAction;
+  [name: string]: unknown;
+}
+
+declare var module: { exports: TokenhostRule | TokenhostActionExports };
+declare var exports: TokenhostActionExports;
 
 /** 400 `invalid_scope`. */
 declare class InvalidScopeError extends Error {

@@ -4,7 +4,8 @@
 //! [`initialize`] with the rule's source on stdin; the rule is evaluated once and the
 //! whole heap snapshotted. Every token request then gets a fresh instance of that snapshot,
 //! and `execute` only calls the already-evaluated function. The glue a rule sees (the
-//! typed errors, `console`, `cb`, outcome reading) lives in `prelude.js`.
+//! typed errors, `console`, `cb`, the Actions `event` and `api`, outcome reading) lives in
+//! `prelude.js`; this file marshals the WIT types and provides the natives it calls.
 
 use std::cell::{Cell, OnceCell};
 use std::io::{Read, Write};
@@ -22,6 +23,7 @@ mod bindings {
     });
 }
 
+use bindings::tokenhost::rule::cache;
 use bindings::tokenhost::rule::types::{
     AccessToken, Claim, Client, Context, FailureKind, LogLevel, RequestInfo, RuleError, RuleFailure,
 };
@@ -85,7 +87,10 @@ fn load(source: &str) -> String {
             let globals = cx.globals();
             let natives = globals
                 .set("__th_log", Func::from(log_native))
-                .and_then(|_| globals.set("__th_random", Func::from(random_native)));
+                .and_then(|_| globals.set("__th_random", Func::from(random_native)))
+                .and_then(|_| globals.set("__th_cache_get", Func::from(cache_get_native)))
+                .and_then(|_| globals.set("__th_cache_set", Func::from(cache_set_native)))
+                .and_then(|_| globals.set("__th_cache_delete", Func::from(cache_delete_native)));
             natives.map_err(|e| format!("natives: {e}"))?;
             let glue: Object = cx
                 .eval_with_options(include_str!("prelude.js"), script_options("prelude.js"))
@@ -174,6 +179,49 @@ fn log_native(level: i32, message: String) {
         _ => LogLevel::Error,
     };
     bindings::log(level, &message);
+}
+
+/// `api.cache.get`: `{value, expires_at}` (the successor platform's cache record) or
+/// `undefined`.
+fn cache_get_native<'js>(cx: Ctx<'js>, key: String) -> javy::quickjs::Result<Value<'js>> {
+    let Some(entry) = cache::get(&key) else {
+        return Ok(Value::new_undefined(cx));
+    };
+    let record = Object::new(cx)?;
+    record.set("value", entry.value)?;
+    // Milliseconds since the epoch fit a JS number exactly until the year 287396.
+    record.set("expires_at", entry.expires_at as f64)?;
+    Ok(record.into_value())
+}
+
+/// `api.cache.set`: `undefined` once stored, or `{code, message}` naming the limit hit.
+/// `ttl` is in milliseconds; `null` asks for the host's default. A negative, fractional
+/// or absurd ttl is rounded into `u64` here and refused by the host, which owns the limits.
+fn cache_set_native<'js>(
+    cx: Ctx<'js>,
+    key: String,
+    value: String,
+    ttl: Option<f64>,
+) -> javy::quickjs::Result<Value<'js>> {
+    // `as` saturates: NaN and negatives become 0, infinities u64::MAX; both are refused.
+    let ttl_ms = ttl.map(|ms| ms.ceil() as u64);
+    let Err(error) = cache::set(&key, &value, ttl_ms) else {
+        return Ok(Value::new_undefined(cx));
+    };
+    let code = match error.refusal {
+        cache::Refusal::KeyTooLong => "key_too_long",
+        cache::Refusal::ValueTooLarge => "value_too_large",
+        cache::Refusal::InvalidTtl => "invalid_ttl",
+    };
+    let refused = Object::new(cx)?;
+    refused.set("code", code)?;
+    refused.set("message", error.message)?;
+    Ok(refused.into_value())
+}
+
+/// `api.cache.delete`: whether a live entry was removed.
+fn cache_delete_native(key: String) -> bool {
+    cache::delete(&key)
 }
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]

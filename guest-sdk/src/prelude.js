@@ -3,17 +3,30 @@
 // Evaluated once, before the rule's own source, while the runtime is pre-initialized, so
 // none of it costs anything per execution. It evaluates to an object of functions the Rust
 // side keeps: `run` starts one execution, `read` turns its state into a plain outcome that
-// Rust copies into the WIT result, `compileError` describes a failed evaluation.
+// Rust copies into the WIT result, `compileError` describes a failed evaluation,
+// `checkLoaded` decides the rule's style.
 //
-// `__th_log` and `__th_random` are natives registered by lib.rs; they are removed from the
-// global object here so a rule only ever reaches them through `console` and `Math.random`.
+// Two styles of rule, one outcome: the legacy `module.exports = function (client, scope,
+// audience, context, cb)` and the Actions `exports.onExecuteCredentialsExchange = async
+// (event, api) => {...}`. Both settle the same state (first outcome wins) and are read the
+// same way.
+//
+// `__th_log`, `__th_random` and `__th_cache_*` are natives registered by lib.rs; they are
+// removed from the global object here so a rule only ever reaches them through `console`,
+// `Math.random` and `api.cache`.
 (function () {
   'use strict';
   const g = globalThis;
   const nativeLog = g.__th_log;
   const nativeRandom = g.__th_random;
+  const nativeCacheGet = g.__th_cache_get;
+  const nativeCacheSet = g.__th_cache_set;
+  const nativeCacheDelete = g.__th_cache_delete;
   delete g.__th_log;
   delete g.__th_random;
+  delete g.__th_cache_get;
+  delete g.__th_cache_set;
+  delete g.__th_cache_delete;
 
   // Captured now: a rule may overwrite globals, but only for its own execution, and the
   // glue must keep working while it does.
@@ -23,6 +36,9 @@
   const keys = Object.keys;
   const PromiseResolve = Promise.resolve.bind(Promise);
   const StringOf = String;
+  const createObject = Object.create;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const DateNow = Date.now;
 
   const LEVEL = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -171,10 +187,16 @@
       }
       scope = rawScope.slice();
     }
+    return describeClaims(token, scope, true);
+  }
+
+  // Claims as [name, JSON] pairs; `undefined` values are no claim. `scope` is the token's
+  // scope field for a legacy token, an ordinary (and so dropped, reserved) name otherwise.
+  function describeClaims(object, scope, scopeIsField) {
     const claims = [];
-    for (const name of keys(token)) {
-      if (name === 'scope') continue;
-      const value = token[name];
+    for (const name of keys(object)) {
+      if (scopeIsField && name === 'scope') continue;
+      const value = object[name];
       if (value === undefined) continue;
       let json;
       try {
@@ -194,6 +216,129 @@
     return claims;
   }
 
+  // The rule's style, decided by checkLoaded while the runtime is pre-initialized.
+  let style = 'legacy';
+
+  // The Actions style (CONTRACT.md, "The successor's API").
+
+  const ACTION_EXPORT = 'onExecuteCredentialsExchange';
+  // api.access.deny's codes: the successor platform's three, plus our two.
+  const DENY_CODES = ['invalid_scope', 'invalid_request', 'server_error', 'access_denied', 'unauthorized_client'];
+
+  function actionHandler() {
+    const exported = g.module.exports;
+    if (exported === null || (typeof exported !== 'object' && typeof exported !== 'function')) return undefined;
+    const handler = exported[ACTION_EXPORT];
+    return typeof handler === 'function' ? handler : undefined;
+  }
+
+  function typeOf(value) {
+    return value === null ? 'null' : isArray(value) ? 'an array' : 'a ' + typeof value;
+  }
+
+  function needString(what, value) {
+    if (typeof value !== 'string') throw new TypeError(what + ' must be a string, got ' + typeOf(value));
+  }
+
+  // A limit the host refused is the successor platform's CacheWriteResult, not an
+  // exception: a cache is best effort, and a rule should not fail a token over it. A wrong
+  // argument type is a bug in the rule and throws.
+  const cacheApi = {
+    get(key) {
+      needString('api.cache.get(key): key', key);
+      return nativeCacheGet(key);
+    },
+    set(key, value, options) {
+      needString('api.cache.set(key, value): key', key);
+      needString('api.cache.set(key, value): value', value);
+      let ttl = null;
+      if (options !== undefined && options !== null) {
+        if (options.ttl !== undefined) {
+          if (typeof options.ttl !== 'number') {
+            throw new TypeError('api.cache.set: options.ttl must be a number of milliseconds, got ' + typeOf(options.ttl));
+          }
+          ttl = options.ttl;
+        } else if (options.expires_at !== undefined) {
+          if (typeof options.expires_at !== 'number') {
+            throw new TypeError('api.cache.set: options.expires_at must be milliseconds since the epoch, got ' + typeOf(options.expires_at));
+          }
+          ttl = options.expires_at - DateNow();
+        }
+      }
+      const refused = nativeCacheSet(key, value, ttl);
+      return refused === undefined ? { type: 'success' } : { type: 'error', code: refused.code, message: refused.message };
+    },
+    delete(key) {
+      needString('api.cache.delete(key): key', key);
+      nativeCacheDelete(key);
+      return { type: 'success' };
+    },
+  };
+
+  function runAction(state, settle, client, scope, audience, request, secrets, priorScope, priorClaims) {
+    // Prototype-less, so a claim named `__proto__` is a claim like any other.
+    const claims = createObject(null);
+    const granted = scope.slice();
+    const api = {};
+    api.accessToken = {
+      setCustomClaim(name, value) {
+        needString('api.accessToken.setCustomClaim(name, value): name', name);
+        claims[name] = value;
+        return api;
+      },
+      addScope(name) {
+        needString('api.accessToken.addScope(scope)', name);
+        if (granted.indexOf(name) === -1) granted.push(name);
+        return api;
+      },
+      removeScope(name) {
+        needString('api.accessToken.removeScope(scope)', name);
+        const at = granted.indexOf(name);
+        if (at !== -1) granted.splice(at, 1);
+        return api;
+      },
+    };
+    api.access = {
+      deny(code, reason) {
+        if (DENY_CODES.indexOf(code) === -1) {
+          throw new TypeError('api.access.deny(code, reason): code must be one of ' + DENY_CODES.join(', ') + ', not ' + show(code));
+        }
+        settle('denied', { code, message: reason === undefined ? '' : safeString(reason) });
+        return api;
+      },
+    };
+    api.cache = cacheApi;
+    const event = {
+      client: { client_id: client.id, name: client.name, metadata: client.metadata },
+      resource_server: { identifier: audience },
+      request,
+      transaction: { requested_scopes: scope },
+      accessToken: { scope: priorScope, customClaims: parseClaims(priorClaims) },
+      tenant: { id: client.tenant },
+      secrets,
+    };
+    const handler = actionHandler();
+    if (handler === undefined) {
+      throw new TypeError('exports.onExecuteCredentialsExchange is not a function: the rule replaced it after it was loaded');
+    }
+    // Finishing issues the token as it stands then; a deny before that already decided.
+    const finish = function () {
+      if (!state.settled) settle('action', { scope: granted.slice(), claims: copyClaims(claims) });
+    };
+    const returned = handler(event, api);
+    if (returned !== null && (typeof returned === 'object' || typeof returned === 'function') && typeof returned.then === 'function') {
+      PromiseResolve(returned).then(finish, (e) => settle('error', e));
+    } else {
+      finish();
+    }
+  }
+
+  function copyClaims(claims) {
+    const copy = createObject(null);
+    for (const name of keys(claims)) copy[name] = claims[name];
+    return copy;
+  }
+
   function run(client, scope, audience, request, secrets, priorScope, priorClaims) {
     const state = { settled: false, kind: undefined, value: undefined };
     function settle(kind, value) {
@@ -204,6 +349,14 @@
       state.settled = true;
       state.kind = kind;
       state.value = value;
+    }
+    if (style === 'actions') {
+      try {
+        runAction(state, settle, client, scope, audience, request, secrets, priorScope, priorClaims);
+      } catch (e) {
+        settle('error', e);
+      }
+      return state;
     }
     const cb = function cb(err, token) {
       if (err) settle('error', err);
@@ -242,9 +395,25 @@
 
   function read(state) {
     if (!state.settled) {
+      if (style === 'actions') {
+        return failure(
+          'no-callback',
+          'Error',
+          'onExecuteCredentialsExchange never finished: it was still waiting on a promise that nothing left could settle'
+        );
+      }
       return failure('no-callback', 'Error', 'rule finished without calling cb');
     }
-    return state.kind === 'token' ? describeToken(state.value) : describeError(state.value);
+    switch (state.kind) {
+      case 'token':
+        return describeToken(state.value);
+      case 'action':
+        return describeClaims(state.value.claims, state.value.scope, false);
+      case 'denied':
+        return { ok: false, code: state.value.code, message: state.value.message };
+      default:
+        return describeError(state.value);
+    }
   }
 
   function location(e, field, pattern) {
@@ -269,11 +438,20 @@
 
   function checkLoaded() {
     const rule = g.module.exports;
-    if (typeof rule === 'function') return stringify({ ok: true, style: 'legacy' });
+    if (typeof rule === 'function') {
+      style = 'legacy';
+      return stringify({ ok: true, style });
+    }
+    if (actionHandler() !== undefined) {
+      style = 'actions';
+      return stringify({ ok: true, style });
+    }
     return stringify({
       ok: false,
       name: 'TypeError',
-      message: 'the rule must set module.exports = function (client, scope, audience, context, cb) { ... }',
+      message:
+        'the rule must set module.exports = function (client, scope, audience, context, cb) { ... }' +
+        ' or exports.onExecuteCredentialsExchange = async (event, api) => { ... }',
       line: 0,
       column: 0,
     });

@@ -10,3 +10,5 @@ wasmtime::component::bindgen!({
 
 // The world `use`s these at its top level already; the rest come from the interface.
 pub use tokenhost::rule::types::{BodyField, Claim, FailureKind, RequestInfo};
+
+pub use tokenhost::rule::cache;

@@ -8,6 +8,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use super::bindings::CredentialsExchangePre;
+use super::cache::RuleCache;
 use super::outcome::LogLine;
 use super::store::StoreData;
 
@@ -49,10 +50,12 @@ impl CompileError {
     }
 }
 
-/// A rule ready to run: compiled code plus the pre-resolved imports of every instance.
+/// A rule ready to run: compiled code plus the pre-resolved imports of every instance,
+/// and the rule's cache, which all its executions share (clones share it too).
 #[derive(Clone)]
 pub struct CompiledRule {
     pub(crate) pre: CredentialsExchangePre<StoreData>,
+    cache: RuleCache,
 }
 
 impl std::fmt::Debug for CompiledRule {
@@ -64,6 +67,16 @@ impl std::fmt::Debug for CompiledRule {
 impl CompiledRule {
     pub(crate) fn component(&self) -> &Component {
         self.pre.instance_pre().component()
+    }
+
+    /// The rule's cache (`api.cache`). Every compile or load starts with an empty one.
+    pub fn cache(&self) -> &RuleCache {
+        &self.cache
+    }
+
+    /// The same rule using `cache`: lets a caller keep a rule's cache across a recompile.
+    pub fn with_cache(self, cache: RuleCache) -> Self {
+        CompiledRule { cache, ..self }
     }
 }
 
@@ -82,7 +95,8 @@ pub(crate) fn componentize(module: &[u8]) -> Result<Vec<u8>, CompileError> {
 }
 
 /// Compiles a component and checks it against the world: its imports must be satisfied by
-/// the linker (WASI and `log`, nothing else) and it must export `execute` with our types.
+/// the linker (WASI, `log` and `cache` of any 0.1 release of the world, nothing else) and
+/// it must export `execute` with our types.
 pub(crate) fn compile_component(
     engine: &Engine,
     linker: &Linker<StoreData>,
@@ -108,7 +122,10 @@ pub(crate) fn ready(
         .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
     let pre = CredentialsExchangePre::new(instance_pre)
         .map_err(|e| CompileError::InvalidComponent(format!("{e:#}")))?;
-    Ok(CompiledRule { pre })
+    Ok(CompiledRule {
+        pre,
+        cache: RuleCache::new(),
+    })
 }
 
 /// The component-model binary header: magic, then layer 1.

@@ -1,7 +1,8 @@
 //! One execution: a fresh store, instantiate, call `execute`, read the outcome.
 //!
-//! Nothing survives between executions: every call gets its own store and instance from
-//! the rule's snapshot. Traps are classified by type, never by message text.
+//! Nothing survives between executions but what the rule puts in its cache (`api.cache`,
+//! held by the `CompiledRule`): every call gets its own store and instance from the rule's
+//! snapshot. Traps are classified by type, never by message text.
 
 use std::time::Instant;
 
@@ -45,7 +46,7 @@ impl RuleEngine {
                 duration: started.elapsed(),
             };
         }
-        let mut store = match new_store(&self.engine, limits, deadline) {
+        let mut store = match new_store(&self.engine, limits, deadline, rule.cache().clone()) {
             Ok(store) => store,
             Err(e) => {
                 return Execution {

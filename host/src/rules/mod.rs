@@ -3,6 +3,7 @@
 
 mod artifact;
 mod bindings;
+mod cache;
 mod chain;
 pub mod claims;
 mod compile;
@@ -15,6 +16,10 @@ mod snapshot;
 mod store;
 
 pub use artifact::{ArtifactError, ArtifactKey};
+pub use cache::{
+    CacheError, CachedValue, RuleCache, CACHE_DEFAULT_TTL, CACHE_MAX_ENTRIES, CACHE_MAX_KEY_BYTES,
+    CACHE_MAX_TTL, CACHE_MAX_VALUE_BYTES,
+};
 pub use chain::{ChainResult, ChainRule, Step};
 pub use compile::{CompileError, CompiledRule};
 pub use engine::{EngineError, RuleEngine};

@@ -89,6 +89,11 @@ impl Snapshotter {
                 },
             )
             .map_err(CompileError::runtime)?;
+        // The `cache` import: a rule's top level has no `api` to reach it through (the
+        // Actions `api` exists only inside an execution), so it only has to link.
+        linker
+            .define_unknown_imports_as_traps(&module)
+            .map_err(CompileError::runtime)?;
         Ok(Snapshotter {
             wizer,
             cx,

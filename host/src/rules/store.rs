@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, LogLevel};
+use super::bindings::{self, cache as wit_cache, LogLevel};
+use super::cache::{CacheError, RuleCache};
 use super::limits::Limits;
 use super::outcome::{Level, LogLine};
 
@@ -107,6 +108,8 @@ impl Logs {
 pub(crate) struct StoreData {
     pub(crate) limiter: Limiter,
     pub(crate) logs: Logs,
+    /// The executing rule's cache: the one thing its executions share.
+    cache: RuleCache,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -134,16 +137,52 @@ impl bindings::CredentialsExchangeImports for StoreData {
 
 impl bindings::tokenhost::rule::types::Host for StoreData {}
 
-/// A fresh store with every limit set. The guest sees an empty WASI context: no
-/// filesystem, environment, arguments or network; only clocks and randomness.
+impl wit_cache::Host for StoreData {
+    fn get(&mut self, key: String) -> Option<wit_cache::Entry> {
+        self.cache.get(&key).map(|cached| wit_cache::Entry {
+            value: cached.value,
+            expires_at: cached.expires_at_ms,
+        })
+    }
+
+    fn set(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), wit_cache::CacheError> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        self.cache.set(&key, &value, ttl).map_err(|e| {
+            let refusal = match e {
+                CacheError::KeyTooLong { .. } => wit_cache::Refusal::KeyTooLong,
+                CacheError::ValueTooLarge { .. } => wit_cache::Refusal::ValueTooLarge,
+                CacheError::InvalidTtl { .. } => wit_cache::Refusal::InvalidTtl,
+            };
+            wit_cache::CacheError {
+                refusal,
+                message: e.to_string(),
+            }
+        })
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.cache.delete(&key)
+    }
+}
+
+/// A fresh store with every limit set, reaching `cache` (the executing rule's). The guest
+/// sees an empty WASI context: no filesystem, environment, arguments or network; only
+/// clocks and randomness.
 pub(crate) fn new_store(
     engine: &Engine,
     limits: &Limits,
     deadline: Instant,
+    cache: RuleCache,
 ) -> wasmtime::Result<Store<StoreData>> {
     let data = StoreData {
         limiter: Limiter::new(limits.memory_bytes),
         logs: Logs::new(limits.max_log_bytes),
+        cache,
         wasi: WasiCtx::builder().build(),
         table: ResourceTable::new(),
     };
