@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::rules::Limits;
+use crate::server::rate_limit::RateLimitSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -39,12 +40,19 @@ pub struct Config {
     pub default_audience: Option<String>,
     /// `TOKENHOST_SECRET_GRACE_SECONDS`: how long a rotated-out client secret still works.
     pub secret_grace_seconds: u64,
+    /// `TOKENHOST_SECRETS_KEY`: base64 of the 32-byte key rule secrets are encrypted with;
+    /// absent, a key is generated once into the data directory.
+    pub secrets_key: Option<String>,
     pub max_token_body_bytes: usize,
     pub max_management_body_bytes: usize,
     pub max_component_body_bytes: usize,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
     /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
     pub limits: Limits,
+    /// Token rate limits and the failed-authentication slowdown (`[rate_limit]` in the
+    /// file; `TOKENHOST_RATE_LIMIT_PER_SECOND`, `TOKENHOST_RATE_LIMIT_BURST`,
+    /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`).
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Default for Config {
@@ -57,10 +65,12 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             default_audience: None,
             secret_grace_seconds: 0,
+            secrets_key: None,
             max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
             limits: Limits::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -140,6 +150,9 @@ impl Config {
         if let Some(v) = env("TOKENHOST_SECRET_GRACE_SECONDS") {
             config.secret_grace_seconds = parse_env("TOKENHOST_SECRET_GRACE_SECONDS", &v)?;
         }
+        if let Some(v) = env("TOKENHOST_SECRETS_KEY") {
+            config.secrets_key = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = env("TOKENHOST_RULE_DEADLINE_MS") {
             config.limits.deadline =
                 Duration::from_millis(parse_env("TOKENHOST_RULE_DEADLINE_MS", &v)?);
@@ -149,6 +162,19 @@ impl Config {
         }
         if let Some(v) = env("TOKENHOST_RULE_MEMORY_BYTES") {
             config.limits.memory_bytes = parse_env("TOKENHOST_RULE_MEMORY_BYTES", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_RATE_LIMIT_PER_SECOND") {
+            config.rate_limit.per_second = parse_env("TOKENHOST_RATE_LIMIT_PER_SECOND", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_RATE_LIMIT_BURST") {
+            config.rate_limit.burst = parse_env("TOKENHOST_RATE_LIMIT_BURST", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_AUTH_FAILURE_BURST") {
+            config.rate_limit.auth_failure_burst = parse_env("TOKENHOST_AUTH_FAILURE_BURST", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_AUTH_FAILURES_PER_MINUTE") {
+            config.rate_limit.auth_failures_per_minute =
+                parse_env("TOKENHOST_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
         config.issuer = normalize_issuer(&config.issuer)?;
         config.limits.validate()?;
@@ -243,5 +269,23 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn rate_limits_come_from_the_environment_and_zero_is_refused() {
+        let env = |name: &str| match name {
+            "TOKENHOST_RATE_LIMIT_PER_SECOND" => Some("5".to_string()),
+            "TOKENHOST_RATE_LIMIT_BURST" => Some("7".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.rate_limit.per_second.get(), 5);
+        assert_eq!(config.rate_limit.burst.get(), 7);
+        assert_eq!(config.rate_limit.auth_failure_burst.get(), 10);
+        let zero = |name: &str| (name == "TOKENHOST_RATE_LIMIT_BURST").then(|| "0".to_string());
+        assert!(matches!(
+            Config::load_with(None, zero),
+            Err(ConfigError::Env { .. })
+        ));
     }
 }

@@ -12,6 +12,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub const DATABASE_FILE: &str = "tokenhost.db";
 pub const ARTIFACT_KEY_FILE: &str = "artifact.key";
 pub const SECRET_HASH_KEY_FILE: &str = "secret-hash.key";
+/// Encrypts rule secrets unless the configuration gives a key.
+pub const SECRETS_KEY_FILE: &str = "secrets.key";
 pub const BOOTSTRAP_FILE: &str = "bootstrap-client.json";
 
 #[derive(Debug, thiserror::Error)]

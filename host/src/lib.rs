@@ -11,5 +11,6 @@ pub mod credentials;
 pub mod datadir;
 pub mod keys;
 pub mod rules;
+pub mod secret_box;
 pub mod server;
 pub mod store;

@@ -1,9 +1,13 @@
 //! tokenhost's integration tests, one binary (linking wasmtime once), a module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod actions;
 mod cli;
 mod components;
 mod engine;
 mod hostile;
+mod logs;
 mod management;
+mod operations;
+mod rule_admin;
 mod token_endpoint;

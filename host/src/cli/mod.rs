@@ -1,6 +1,7 @@
 //! The `tokenhost` command line: run the server; compile and test rules offline.
 
 mod compile;
+mod logs;
 mod run_rule;
 mod serve;
 
@@ -38,6 +39,8 @@ pub enum Command {
         #[arg(long, env = "TOKENHOST_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Show rule executions (`--follow` to stream them live).
+    Logs(logs::LogsArgs),
     /// Compile a JS rule into a pre-initialized WebAssembly component.
     Compile {
         /// The rule's JavaScript source.
@@ -97,6 +100,7 @@ impl LimitArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Logs(args) => logs::run(args),
         Command::Compile {
             input,
             output,

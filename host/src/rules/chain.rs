@@ -1,6 +1,7 @@
 //! Several rules in order (CONTRACT.md): each sees the scope and claims the earlier ones
 //! left, later claims win, a denial or failure stops the chain, one deadline covers it all.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::compile::CompiledRule;
@@ -14,6 +15,8 @@ pub struct ChainRule<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub rule: &'a CompiledRule,
+    /// This rule's secrets: set as its input's secrets, so no rule sees another's.
+    pub secrets: &'a BTreeMap<String, String>,
 }
 
 /// What one rule of the chain did.
@@ -50,6 +53,7 @@ impl RuleEngine {
                 scope: token.scope.clone(),
                 custom_claims: token.claims.clone(),
             };
+            input.secrets.clone_from(chain_rule.secrets);
             let execution = self.execute_until(chain_rule.rule, &input, deadline);
             let next = match &execution.outcome {
                 Outcome::Issued { token: issued } => Some(issued.clone()),

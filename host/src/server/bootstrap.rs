@@ -55,6 +55,7 @@ pub fn ensure(
             expires_at: None,
         }],
         created_at: now(),
+        token_rate_limit: None,
     };
     state.store.put_client(&client)?;
     let grant = ClientGrant {

@@ -3,7 +3,7 @@
 //!
 //! Token requests never touch storage: one read lock and an `Arc` clone per request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::keys::KeySet;
@@ -16,6 +16,8 @@ pub struct ActiveRule {
     pub id: String,
     pub name: String,
     pub compiled: Arc<CompiledRule>,
+    /// The rule's secrets, decrypted; given to this rule only.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// The snapshot.

@@ -9,8 +9,11 @@ mod catalog;
 pub mod client_ip;
 mod discovery;
 pub mod management;
+pub mod metrics;
 pub mod oauth_error;
+pub mod rate_limit;
 pub mod request_id;
+pub mod rule_logs;
 pub mod state;
 mod token;
 pub mod token_request;
@@ -47,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v2", management::router(&state))
         .fallback(|| async { api_error::ApiError::not_found("This endpoint") })
         .layer(TraceLayer::new_for_http())
@@ -54,7 +58,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the store answers, the rules are compiled and the JS compiler is warm;
+/// otherwise 503 with the reason.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    if let Some(reason) = state.not_ready_reason() {
+        return (StatusCode::SERVICE_UNAVAILABLE, reason);
+    }
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready"),
@@ -117,11 +126,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .await
     .map_err(|e| ServeError::Other(e.to_string()))??;
 
+    state.logs.start(state.store.clone());
+
     // Ready the JS compiler now rather than on the first upload.
-    let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = engine.warm_up() {
+    let warming = state.clone();
+    tokio::task::spawn_blocking(move || match warming.engine.warm_up() {
+        Ok(()) => warming.mark_compiler_ready(),
+        Err(e) => {
             tracing::error!(error = %e, "the JS rule compiler failed to start: rule uploads will fail");
+        }
+    });
+
+    // Rate-limiter state of clients and addresses gone quiet is dropped now and then.
+    let limits = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limits.rate_limits.maintain();
         }
     });
 

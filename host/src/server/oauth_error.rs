@@ -15,6 +15,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
+    /// Seconds before trying again, sent as `Retry-After` (with 429).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +31,7 @@ impl OAuthError {
             status,
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -76,6 +79,19 @@ impl OAuthError {
         Self::server_error("internal error")
     }
 
+    /// A rate limit: 429 `too_many_requests` (CONTRACT.md) with `Retry-After` in whole
+    /// seconds.
+    pub fn too_many_requests(retry_after: u64, description: impl Into<String>) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                description,
+            )
+        }
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +111,9 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

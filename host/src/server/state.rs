@@ -1,6 +1,7 @@
 //! The server's shared state, and the one place that turns storage into a [`Catalog`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,10 +9,14 @@ use crate::config::{Config, MANAGEMENT_TOKEN_LIFETIME};
 use crate::credentials::SecretHasher;
 use crate::keys::{self, KeySet};
 use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
+use crate::secret_box::{SecretBox, SecretBoxError};
 use crate::store::{ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, Store, StoreError};
 
 use super::catalog::{ActiveRule, Catalog};
 use super::management::scopes::MANAGEMENT_SCOPES;
+use super::metrics::{Metrics, MetricsError};
+use super::rate_limit::RateLimits;
+use super::rule_logs::LogRecorder;
 
 /// Why the catalog could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,19 @@ pub enum StateError {
         name: String,
         error: CompileError,
     },
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("rule secrets key: {0}")]
+    SecretsKey(SecretBoxError),
+    /// The secrets key is not the one the secret was sealed with, or the row was altered.
+    #[error(
+        "secret {secret} of rule {id} cannot be decrypted (was secrets_key changed?): {error}"
+    )]
+    Secret {
+        id: String,
+        secret: String,
+        error: SecretBoxError,
+    },
 }
 
 /// Shared by every handler; cheap to clone.
@@ -42,12 +60,22 @@ pub struct Inner {
     pub engine: Arc<RuleEngine>,
     pub hasher: SecretHasher,
     pub artifact_key: ArtifactKey,
+    /// Seals rule secrets for storage and opens them for the catalog.
+    pub secret_box: SecretBox,
     catalog: RwLock<Arc<Catalog>>,
     /// Compiled rules by id, with the `updated_at` they were compiled for.
     compiled: Mutex<HashMap<String, (i64, Arc<CompiledRule>)>>,
+    /// Rule execution logs: live subscribers and the batched writer.
+    pub logs: LogRecorder,
     /// Management changes (write, then rebuild the catalog) happen one at a time, and so
     /// do rule compilations, so an upload never takes both cores from token requests.
     pub write_lock: tokio::sync::Mutex<()>,
+    pub metrics: Metrics,
+    pub rate_limits: RateLimits,
+    /// Set once the first catalog is built (its rules compiled or loaded).
+    catalog_ready: AtomicBool,
+    /// Set once the JS compiler is warmed up, so uploads compile.
+    compiler_ready: AtomicBool,
 }
 
 impl std::ops::Deref for AppState {
@@ -83,8 +111,11 @@ impl AppState {
             jwks: Arc::from(&b"{\"keys\":[]}"[..]),
             max_token_lifetime: 0,
         };
+        let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
+        let rate_limits = RateLimits::new(config.rate_limit);
         let state = AppState {
             inner: Arc::new(Inner {
+                secret_box,
                 config,
                 store,
                 engine,
@@ -93,11 +124,32 @@ impl AppState {
                 catalog: RwLock::new(Arc::new(empty)),
                 compiled: Mutex::new(HashMap::new()),
                 write_lock: tokio::sync::Mutex::new(()),
+                logs: LogRecorder::new(),
+                metrics: Metrics::new()?,
+                rate_limits,
+                catalog_ready: AtomicBool::new(false),
+                compiler_ready: AtomicBool::new(false),
             }),
         };
         state.ensure_signing_keys()?;
         state.reload()?;
         Ok(state)
+    }
+
+    /// The JS compiler is warmed up (`RuleEngine::warm_up` succeeded).
+    pub fn mark_compiler_ready(&self) {
+        self.compiler_ready.store(true, Ordering::Release);
+    }
+
+    /// Why the server is not ready to serve yet, if it is not (the store is checked apart).
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.catalog_ready.load(Ordering::Acquire) {
+            Some("rules not compiled yet")
+        } else if !self.compiler_ready.load(Ordering::Acquire) {
+            Some("the JS rule compiler is not ready")
+        } else {
+            None
+        }
     }
 
     /// The current snapshot.
@@ -236,7 +288,9 @@ impl AppState {
             if rule.artifact.is_none() {
                 self.store_artifact(&rule, &compiled);
             }
+            let secrets = self.rule_secrets(&rule.id)?;
             rules.push(ActiveRule {
+                secrets,
                 id: rule.id,
                 name: rule.name,
                 compiled,
@@ -264,7 +318,26 @@ impl AppState {
             max_token_lifetime,
         };
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+        self.catalog_ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// A rule's secrets, decrypted. Blocking.
+    pub fn rule_secrets(&self, rule_id: &str) -> Result<BTreeMap<String, String>, StateError> {
+        self.store
+            .list_rule_secrets(rule_id)?
+            .into_iter()
+            .map(|secret| {
+                self.secret_box
+                    .open_rule_secret(rule_id, &secret.name, &secret.sealed)
+                    .map(|value| (secret.name.clone(), value))
+                    .map_err(|error| StateError::Secret {
+                        id: rule_id.to_string(),
+                        secret: secret.name,
+                        error,
+                    })
+            })
+            .collect()
     }
 
     /// Persists a compiled rule's artifact so a restart loads instead of recompiling.

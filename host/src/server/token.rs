@@ -4,7 +4,7 @@
 //! enabled rules (on a blocking thread, under one deadline), keep the claims a rule may
 //! set, sign, answer. Nothing here touches storage: the catalog snapshot has it all.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -21,13 +21,15 @@ use serde_json::{Map, Value};
 use super::catalog::Catalog;
 use super::client_ip::client_ip;
 use super::oauth_error::OAuthError;
+use super::rate_limit::retry_after_secs;
 use super::request_id::RequestId;
+use super::rule_logs::{self, RequestContext};
 use super::state::{now, AppState};
 use super::token_request::{self, TokenRequest};
 use crate::rules::{
     ChainRule, ClientInfo, DenialCode, Outcome, RequestInfo, RuleInput, Token, TokenSoFar,
 };
-use crate::store::{Client, ResourceServer};
+use crate::store::{Client, ResourceServer, SigningAlg};
 
 #[derive(Serialize)]
 struct TokenResponse {
@@ -61,9 +63,16 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = Instant::now();
     match issue(&state, peer, &request_id, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+        Ok((response, alg)) => {
+            state.metrics.token_issued(alg, started.elapsed());
+            response
+        }
+        Err(error) => {
+            state.metrics.token_refused(error.code, started.elapsed());
+            error.into_response()
+        }
     }
 }
 
@@ -73,7 +82,7 @@ async fn issue(
     request_id: &RequestId,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, OAuthError> {
+) -> Result<(Response, SigningAlg), OAuthError> {
     let limit = state.config.max_token_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -93,7 +102,18 @@ async fn issue(
         )));
     }
     let catalog = state.catalog();
-    let client = authenticate(state, &catalog, &request)?;
+    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+    let client = authenticate(state, &catalog, &request, ip)?;
+    // Only now, authenticated, does the request count against the client's limit.
+    state
+        .rate_limits
+        .check_token(&client.client_id, client.token_rate_limit)
+        .map_err(|wait| {
+            OAuthError::too_many_requests(
+                retry_after_secs(wait),
+                "too many token requests for this client; retry later",
+            )
+        })?;
     let audience = request
         .audience
         .clone()
@@ -129,15 +149,29 @@ async fn issue(
         run_rules(state, &catalog, input, request_id, api).await?
     };
     let token = restrict_scopes(api, &grant.scope, token, request_id);
-    sign(state, &catalog, &client, api, &token)
+    let response = sign(state, &catalog, &client, api, &token)?;
+    Ok((response, api.signing_alg))
 }
 
+/// Checks the client's secret. A (client, address) pair that failed too often is refused
+/// with 429 before its secret is looked at; unknown client ids are not tracked (nothing
+/// to guess for them, and no way for strangers to fill the limiter's memory).
 fn authenticate(
     state: &AppState,
     catalog: &Catalog,
     request: &TokenRequest,
+    ip: IpAddr,
 ) -> Result<Client, OAuthError> {
     let client = catalog.clients.get(&request.client_id);
+    let slow_down = |wait| {
+        OAuthError::too_many_requests(
+            retry_after_secs(wait),
+            "too many failed authentications for this client from this address; retry later",
+        )
+    };
+    if let Some(wait) = client.and_then(|c| state.rate_limits.auth_blocked(&c.client_id, ip)) {
+        return Err(slow_down(wait));
+    }
     let now = now();
     let valid = client.is_some_and(|client| {
         client
@@ -148,7 +182,11 @@ fn authenticate(
     });
     match client {
         Some(client) if valid => Ok(client.clone()),
-        _ => Err(OAuthError::invalid_client("client authentication failed")),
+        Some(client) => match state.rate_limits.auth_failed(&client.client_id, ip) {
+            Some(wait) => Err(slow_down(wait)),
+            None => Err(OAuthError::invalid_client("client authentication failed")),
+        },
+        None => Err(OAuthError::invalid_client("client authentication failed")),
     }
 }
 
@@ -199,6 +237,7 @@ async fn run_rules(
     request_id: &RequestId,
     api: &ResourceServer,
 ) -> Result<Token, OAuthError> {
+    let client_id = input.client.id.clone();
     let deadline = Instant::now() + state.engine.limits().deadline;
     let engine = state.engine.clone();
     let rules = catalog.clone();
@@ -210,6 +249,7 @@ async fn run_rules(
                 id: &r.id,
                 name: &r.name,
                 rule: &r.compiled,
+                secrets: &r.secrets,
             })
             .collect();
         engine.execute_chain(&chain, input, deadline)
@@ -219,12 +259,26 @@ async fn run_rules(
         tracing::error!(error = %e, "rule execution task failed");
         OAuthError::internal()
     })?;
-    for step in &result.steps {
-        let execution = &step.execution;
-        tracing::debug!(
-            rule = %step.rule_id, fuel = execution.fuel_used, duration_us = execution.duration.as_micros() as u64,
-            logs = ?execution.logs, "rule executed"
+    state.metrics.rules_executed(&result.steps);
+    let request = RequestContext {
+        request_id: &request_id.0,
+        client_id: &client_id,
+        audience: &api.identifier,
+    };
+    let mut last_entry = None;
+    // Steps run in catalog order, so each step's rule (and its secrets) is the one beside it.
+    for (step, rule) in result.steps.iter().zip(catalog.rules.iter()) {
+        let entry = rule_logs::entry(
+            request,
+            &step.rule_id,
+            &step.rule_name,
+            &step.execution,
+            &rule.secrets,
         );
+        tracing::debug!(rule = %entry.rule_id, outcome = %entry.outcome, fuel = entry.fuel_used,
+            duration_us = entry.duration_us, logs = ?entry.logs, "rule executed");
+        state.logs.record(entry.clone());
+        last_entry = Some(entry);
     }
     match result.outcome {
         Outcome::Issued { token } => Ok(token),
@@ -235,18 +289,12 @@ async fn run_rules(
             DenialCode::UnauthorizedClient => OAuthError::unauthorized_client(denial.message),
             DenialCode::ServerError => OAuthError::server_error(denial.message),
         }),
-        Outcome::Failed { failure } => {
-            let rule = result
-                .steps
-                .last()
-                .map(|s| s.rule_id.as_str())
-                .unwrap_or("");
-            let logs = result
-                .steps
-                .last()
-                .map(|s| s.execution.logs.clone())
-                .unwrap_or_default();
-            tracing::error!(request_id = %request_id.0, rule, audience = %api.identifier, failure = %failure, ?logs, "rule failed");
+        Outcome::Failed { .. } => {
+            // The entry, not the raw failure: its cause and logs have the secrets redacted.
+            if let Some(entry) = last_entry {
+                tracing::error!(request_id = %request_id.0, rule = %entry.rule_id, audience = %api.identifier,
+                    cause = entry.cause.as_deref().unwrap_or(""), logs = ?entry.logs, "rule failed");
+            }
             Err(OAuthError::internal())
         }
     }

@@ -1,10 +1,17 @@
 //! Persistence behind a trait, so that handlers never see SQL and a PostgreSQL backend for
 //! several nodes can follow without touching them. SQLite (embedded) is the default.
 
+mod audit;
+mod logs;
 pub mod model;
+mod rule_admin;
 mod sqlite;
 
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
+pub use logs::{rfc3339_ms, LogEntry, LogFilter, LogStore};
+
 pub use model::*;
+pub use rule_admin::{RuleAdminStore, RuleVersion, SealedSecret};
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -25,7 +32,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// `put_*` inserts or replaces by primary key; a unique-key clash with another row
 /// (an API's identifier, a rule's name, a grant's client+audience) is `Conflict`.
 /// `delete_*` returns whether the row existed.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LogStore + RuleAdminStore + AuditStore + Send + Sync + 'static {
     fn list_resource_servers(&self) -> StoreResult<Vec<ResourceServer>>;
     fn put_resource_server(&self, api: &ResourceServer) -> StoreResult<()>;
     fn delete_resource_server(&self, id: &str) -> StoreResult<bool>;
@@ -41,6 +48,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn list_rules(&self) -> StoreResult<Vec<Rule>>;
     fn put_rule(&self, rule: &Rule) -> StoreResult<()>;
+    /// Deleting a rule deletes its secrets and versions.
     fn delete_rule(&self, id: &str) -> StoreResult<bool>;
 
     fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>>;

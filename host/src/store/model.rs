@@ -84,6 +84,18 @@ pub struct Client {
     /// The current secret's hash first; older ones during a rotation's grace period.
     pub secrets: Vec<SecretHash>,
     pub created_at: i64,
+    /// This client's own token rate limit; `None`: the server's default.
+    pub token_rate_limit: Option<RateLimit>,
+}
+
+/// A token rate limit: sustained requests per second, and how many may come at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    #[schema(value_type = u32, minimum = 1)]
+    pub per_second: std::num::NonZeroU32,
+    #[schema(value_type = u32, minimum = 1)]
+    pub burst: std::num::NonZeroU32,
 }
 
 /// Permission for a client to get tokens for an audience, with at most these scopes.

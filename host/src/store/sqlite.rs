@@ -188,7 +188,8 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let mut clients = collect(
             &mut *tx.prepare_cached(
-                "SELECT client_id, name, client_metadata, app_type, created_at
+                "SELECT client_id, name, client_metadata, app_type, created_at,
+                        token_rate_limit
                  FROM clients ORDER BY created_at, client_id",
             )?,
             |row| {
@@ -202,6 +203,10 @@ impl Store for SqliteStore {
                     app_type: row.get(3)?,
                     secrets: Vec::new(),
                     created_at: row.get(4)?,
+                    token_rate_limit: row
+                        .get::<_, Option<String>>(5)?
+                        .map(|text| from_json("clients.token_rate_limit", &text))
+                        .transpose()?,
                 })
             },
         )?;
@@ -237,11 +242,13 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         // An upsert, not REPLACE: REPLACE deletes the row first and would cascade to grants.
         tx.prepare_cached(
-            "INSERT INTO clients (client_id, name, client_metadata, app_type, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO clients (client_id, name, client_metadata, app_type, created_at,
+                 token_rate_limit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (client_id) DO UPDATE SET name = excluded.name,
                  client_metadata = excluded.client_metadata, app_type = excluded.app_type,
-                 created_at = excluded.created_at",
+                 created_at = excluded.created_at,
+                 token_rate_limit = excluded.token_rate_limit",
         )?
         .execute(params![
             client.client_id,
@@ -249,6 +256,7 @@ impl Store for SqliteStore {
             to_json(&client.client_metadata)?,
             client.app_type,
             client.created_at,
+            client.token_rate_limit.as_ref().map(to_json).transpose()?,
         ])?;
         tx.execute(
             "DELETE FROM client_secrets WHERE client_id = ?1",

@@ -51,6 +51,7 @@ fn client(id: &str, created_at: i64) -> Client {
             },
         ],
         created_at,
+        token_rate_limit: None,
     }
 }
 
@@ -148,6 +149,10 @@ fn resource_server_identifier_is_unique() {
 fn clients_round_trip_with_ordered_secrets() {
     let s = store();
     let mut c = client("c1", 3);
+    c.token_rate_limit = Some(crate::store::RateLimit {
+        per_second: std::num::NonZeroU32::MIN,
+        burst: std::num::NonZeroU32::MAX,
+    });
     c.secrets.push(SecretHash {
         hash: vec![9; 32],
         expires_at: Some(-1),

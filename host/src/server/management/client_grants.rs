@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{self, Change};
 use super::auth::Caller;
 use super::json::Body;
 use super::scopes::*;
@@ -127,7 +128,14 @@ async fn create(
     let stored = grant.clone();
     write(&state, move |s| {
         validate(s, &stored)?;
-        Ok(s.store.put_client_grant(&stored)?)
+        s.store.put_client_grant(&stored)?;
+        let view = ClientGrantView::from(stored.clone());
+        audit::record(
+            s,
+            &caller,
+            Change::created("client_grant", &stored.id, &view),
+        );
+        Ok(())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(grant.into())))
@@ -150,9 +158,16 @@ async fn update(
             .into_iter()
             .find(|g| g.id == id)
             .ok_or_else(|| ApiError::not_found("The client grant"))?;
+        let before = ClientGrantView::from(grant.clone());
         grant.scope = body.scope;
         validate(s, &grant)?;
         s.store.put_client_grant(&grant)?;
+        let after = ClientGrantView::from(grant.clone());
+        audit::record(
+            s,
+            &caller,
+            Change::updated("client_grant", &id, &before, &after),
+        );
         Ok(grant)
     })
     .await?;
@@ -168,9 +183,21 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(DELETE_CLIENT_GRANTS)?;
-    write(&state, move |s| match s.store.delete_client_grant(&id)? {
-        true => Ok(()),
-        false => Err(ApiError::not_found("The client grant")),
+    write(&state, move |s| {
+        let before = s
+            .store
+            .list_client_grants()?
+            .into_iter()
+            .find(|g| g.id == id);
+        match (s.store.delete_client_grant(&id)?, before) {
+            (true, Some(before)) => {
+                let before = ClientGrantView::from(before);
+                audit::record(s, &caller, Change::deleted("client_grant", &id, &before));
+                Ok(())
+            }
+            (true, None) => Ok(()),
+            (false, _) => Err(ApiError::not_found("The client grant")),
+        }
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

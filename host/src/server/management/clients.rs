@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{self, Change};
 use super::auth::Caller;
 use super::json::Body;
 use super::scopes::*;
@@ -19,7 +20,7 @@ use super::{blocking, write};
 use crate::credentials::{generate_id, generate_secret};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{Client, SecretHash};
+use crate::store::{Client, RateLimit, SecretHash};
 
 pub const APP_TYPE: &str = "non_interactive";
 
@@ -29,6 +30,9 @@ pub struct ClientView {
     pub name: String,
     pub client_metadata: BTreeMap<String, String>,
     pub app_type: String,
+    /// This client's own token rate limit; absent: the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_rate_limit: Option<RateLimit>,
     /// Only in the answer to a creation or a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -41,6 +45,7 @@ impl ClientView {
             name: client.name,
             client_metadata: client.client_metadata,
             app_type: client.app_type,
+            token_rate_limit: client.token_rate_limit,
             client_secret: secret,
         }
     }
@@ -53,6 +58,8 @@ pub struct CreateClient {
     pub client_metadata: Option<BTreeMap<String, String>>,
     /// Only `non_interactive` (machine to machine) is supported.
     pub app_type: Option<String>,
+    /// Token requests per second and burst for this client, instead of the server's.
+    pub token_rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +67,19 @@ pub struct CreateClient {
 pub struct UpdateClient {
     pub name: Option<String>,
     pub client_metadata: Option<BTreeMap<String, String>>,
+    /// A limit of the client's own; `null` returns it to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RateLimit>)]
+    pub token_rate_limit: Option<Option<RateLimit>>,
+}
+
+/// Tells a field set to `null` (`Some(None)`) from a field left out (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -127,9 +147,20 @@ async fn create(
             expires_at: None,
         }],
         created_at: now(),
+        token_rate_limit: body.token_rate_limit,
     };
     let stored = client.clone();
-    write(&state, move |s| Ok(s.store.put_client(&stored)?)).await?;
+    write(&state, move |s| {
+        s.store.put_client(&stored)?;
+        let view = ClientView::new(stored.clone(), None);
+        audit::record(
+            s,
+            &caller,
+            Change::created("client", &stored.client_id, &view),
+        );
+        Ok(())
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(ClientView::new(client, Some(secret))),
@@ -161,6 +192,7 @@ async fn update(
     caller.require(UPDATE_CLIENTS)?;
     let client = write(&state, move |s| {
         let mut client = find(s, &id)?;
+        let before = ClientView::new(client.clone(), None);
         if let Some(name) = body.name {
             validate_name(&name)?;
             client.name = name;
@@ -168,7 +200,12 @@ async fn update(
         if let Some(metadata) = body.client_metadata {
             client.client_metadata = metadata;
         }
+        if let Some(limit) = body.token_rate_limit {
+            client.token_rate_limit = limit;
+        }
         s.store.put_client(&client)?;
+        let after = ClientView::new(client.clone(), None);
+        audit::record(s, &caller, Change::updated("client", &id, &before, &after));
         Ok(client)
     })
     .await?;
@@ -183,9 +220,15 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(DELETE_CLIENTS)?;
-    write(&state, move |s| match s.store.delete_client(&id)? {
-        true => Ok(()),
-        false => Err(ApiError::not_found("The client")),
+    write(&state, move |s| {
+        let before = ClientView::new(find(s, &id)?, None);
+        match s.store.delete_client(&id)? {
+            true => {
+                audit::record(s, &caller, Change::deleted("client", &id, &before));
+                Ok(())
+            }
+            false => Err(ApiError::not_found("The client")),
+        }
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -205,6 +248,7 @@ async fn rotate_secret(
     let hash = state.hasher.hash(&secret);
     let client = write(&state, move |s| {
         let mut client = find(s, &id)?;
+        let before = ClientView::new(client.clone(), None);
         let now = now();
         let grace = i64::try_from(s.config.secret_grace_seconds).unwrap_or(i64::MAX);
         let mut secrets = vec![SecretHash {
@@ -226,6 +270,10 @@ async fn rotate_secret(
         }
         client.secrets = secrets;
         s.store.put_client(&client)?;
+        // The views hold no secret: the trail says a rotation happened, never to what.
+        let after = ClientView::new(client.clone(), None);
+        let change = Change::updated("client", &id, &before, &after).action("rotate_secret");
+        audit::record(s, &caller, change);
         Ok(client)
     })
     .await?;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{self, Change};
 use super::auth::Caller;
 use super::scopes::*;
 use super::{blocking, write};
@@ -48,6 +49,11 @@ pub struct RotateKeys {
     pub alg: Option<SigningAlg>,
 }
 
+/// Public parts only: the audit trail never sees a private key.
+fn public_views(keys: Vec<SigningKey>) -> Vec<SigningKeyView> {
+    keys.into_iter().map(Into::into).collect()
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
@@ -84,6 +90,7 @@ async fn rotate(
             .alg
     };
     let keys = write(&state, move |s| {
+        let before = public_views(s.store.list_signing_keys()?);
         let algs: Vec<SigningAlg> = alg
             .map(|a| vec![a])
             .unwrap_or_else(|| SigningAlg::ALL.to_vec());
@@ -99,7 +106,12 @@ async fn rotate(
             tracing::error!(error = %e, "key maintenance failed");
             ApiError::internal()
         })?;
-        Ok(s.store.list_signing_keys()?)
+        let keys = s.store.list_signing_keys()?;
+        let after = public_views(keys.clone());
+        let target = alg.map_or("all", SigningAlg::as_str);
+        let change = Change::updated("signing_keys", target, &before, &after).action("rotate");
+        audit::record(s, &caller, change);
+        Ok(keys)
     })
     .await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))

@@ -4,12 +4,17 @@
 //! makes changes one at a time, rebuilding the token endpoint's catalog after each so the
 //! change applies to the next token request.
 
+mod audit;
 pub mod auth;
 mod client_grants;
 mod clients;
 mod json;
 mod keys;
+mod logs;
 mod resource_servers;
+mod rule_secrets;
+mod rule_test;
+mod rule_versions;
 mod rules;
 pub mod scopes;
 
@@ -58,6 +63,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(clients::router())
         .merge(client_grants::router())
         .merge(keys::router())
+        .merge(rule_secrets::router())
+        .merge(rule_versions::router())
+        .merge(rule_test::router())
+        .merge(logs::router())
+        .merge(audit::router())
         .split_for_parts();
     doc.merge(rules_doc);
     doc.servers = Some(vec![utoipa::openapi::Server::new(format!(

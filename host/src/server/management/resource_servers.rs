@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{self, Change};
 use super::auth::Caller;
 use super::json::Body;
 use super::scopes::*;
@@ -142,7 +143,17 @@ async fn create(
     };
     validate(&api, &state.config.management_audience())?;
     let stored = api.clone();
-    write(&state, move |s| Ok(s.store.put_resource_server(&stored)?)).await?;
+    write(&state, move |s| {
+        s.store.put_resource_server(&stored)?;
+        let view = ResourceServerView::from(stored.clone());
+        audit::record(
+            s,
+            &caller,
+            Change::created("resource_server", &stored.id, &view),
+        );
+        Ok(())
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(api.into())))
 }
 
@@ -170,6 +181,7 @@ async fn update(
     caller.require(UPDATE_RESOURCE_SERVERS)?;
     let api = write(&state, move |s| {
         let mut api = find(s, &id)?;
+        let before = ResourceServerView::from(api.clone());
         if let Some(name) = body.name {
             api.name = name;
         }
@@ -187,6 +199,12 @@ async fn update(
         }
         validate(&api, &s.config.management_audience())?;
         s.store.put_resource_server(&api)?;
+        let after = ResourceServerView::from(api.clone());
+        audit::record(
+            s,
+            &caller,
+            Change::updated("resource_server", &id, &before, &after),
+        );
         Ok(api)
     })
     .await?;
@@ -210,6 +228,12 @@ async fn delete(
             }
         }
         s.store.delete_resource_server(&api.id)?;
+        let before = ResourceServerView::from(api.clone());
+        audit::record(
+            s,
+            &caller,
+            Change::deleted("resource_server", &api.id, &before),
+        );
         Ok(())
     })
     .await?;

@@ -14,10 +14,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::{self, Change};
 use super::auth::Caller;
 use super::json::Body;
 use super::scopes::*;
-use super::{blocking, write};
+use super::{blocking, rule_versions, write};
 use crate::credentials::generate_id;
 use crate::rules::CompileError;
 use crate::server::api_error::ApiError;
@@ -119,7 +120,7 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn compile_error(error: CompileError) -> ApiError {
+pub(super) fn compile_error(error: CompileError) -> ApiError {
     match error {
         CompileError::Script {
             message,
@@ -140,7 +141,7 @@ fn compile_error(error: CompileError) -> ApiError {
 }
 
 /// Compiles `rule`'s source, then stores it with its sealed artifact.
-fn compile_and_store(state: &AppState, mut rule: Rule) -> Result<Rule, ApiError> {
+pub(super) fn compile_and_store(state: &AppState, mut rule: Rule) -> Result<Rule, ApiError> {
     let compiled = state.compile_source(&rule.source).map_err(compile_error)?;
     rule.artifact = state
         .engine
@@ -152,7 +153,7 @@ fn compile_and_store(state: &AppState, mut rule: Rule) -> Result<Rule, ApiError>
     Ok(rule)
 }
 
-fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
+pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
     state
         .store
         .list_rules()?
@@ -187,6 +188,7 @@ async fn create(
     let id = generate_id("rul_").map_err(|_| ApiError::internal())?;
     let name = body.name.unwrap_or_else(|| id.clone());
     validate_name(&name)?;
+    let by = caller.client_id.clone();
     let rule = write(&state, move |s| {
         let existing = s.store.list_rules()?;
         if existing.iter().any(|r| r.name == name) {
@@ -208,7 +210,11 @@ async fn create(
             created_at: at,
             updated_at: at,
         };
-        compile_and_store(s, rule)
+        let rule = compile_and_store(s, rule)?;
+        rule_versions::record(s, &rule, &by, None)?;
+        let after = RuleView::from(rule.clone());
+        audit::record(s, &caller, Change::created("rule", &rule.id, &after));
+        Ok(rule)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
@@ -236,8 +242,10 @@ async fn update(
 ) -> Result<Json<RuleView>, ApiError> {
     caller.require(UPDATE_RULES)?;
     let new_source = source(body.script, body.component)?;
+    let by = caller.client_id.clone();
     let rule = write(&state, move |s| {
         let mut rule = find(s, &id)?;
+        let before = RuleView::from(rule.clone());
         if let Some(name) = body.name {
             validate_name(&name)?;
             if s.store
@@ -258,17 +266,22 @@ async fn update(
             rule.order = order;
         }
         rule.updated_at = now();
-        match new_source {
+        let rule = match new_source {
             Some(source) => {
                 rule.source = source;
                 rule.artifact = None;
-                compile_and_store(s, rule)
+                let rule = compile_and_store(s, rule)?;
+                rule_versions::record(s, &rule, &by, None)?;
+                rule
             }
             None => {
                 s.store.put_rule(&rule)?;
-                Ok(rule)
+                rule
             }
-        }
+        };
+        let after = RuleView::from(rule.clone());
+        audit::record(s, &caller, Change::updated("rule", &id, &before, &after));
+        Ok(rule)
     })
     .await?;
     Ok(Json(rule.into()))
@@ -282,9 +295,15 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(DELETE_RULES)?;
-    write(&state, move |s| match s.store.delete_rule(&id)? {
-        true => Ok(()),
-        false => Err(ApiError::not_found("The rule")),
+    write(&state, move |s| {
+        let before = RuleView::from(find(s, &id)?);
+        match s.store.delete_rule(&id)? {
+            true => {
+                audit::record(s, &caller, Change::deleted("rule", &id, &before));
+                Ok(())
+            }
+            false => Err(ApiError::not_found("The rule")),
+        }
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

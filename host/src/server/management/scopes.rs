@@ -19,6 +19,9 @@ pub const DELETE_RULES: &str = "delete:rules";
 pub const READ_SIGNING_KEYS: &str = "read:signing_keys";
 pub const UPDATE_SIGNING_KEYS: &str = "update:signing_keys";
 pub const READ_LOGS: &str = "read:logs";
+/// The audit trail of management changes (apart from `read:logs`: rule logs are for rule
+/// authors, the trail of who changed what is for administrators).
+pub const READ_AUDIT: &str = "read:audit";
 
 /// Every management scope; the bootstrap client is granted all of them.
 pub const MANAGEMENT_SCOPES: &[&str] = &[
@@ -41,4 +44,5 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
     READ_SIGNING_KEYS,
     UPDATE_SIGNING_KEYS,
     READ_LOGS,
+    READ_AUDIT,
 ];

@@ -1,0 +1,284 @@
+//! `/api/v2/audit`: the trail of management changes, and the one call that records one.
+//!
+//! A handler records its change inside its `write` closure, right after the store call:
+//! `audit::record(s, &caller, Change::updated("rule", &id, &before, &after));`. `before`
+//! and `after` are the API's own views of the resource; whatever they hold, values under
+//! a key naming a secret (or a hash, or a private key) are replaced before storing, so no
+//! client secret, secret hash or rule secret value ever reaches the trail.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::blocking;
+use super::scopes::READ_AUDIT;
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::{rfc3339_ms, AuditEntry, AuditFilter, AuditRecord};
+
+/// What replaces a secret value.
+pub const REDACTED: &str = "[redacted]";
+/// Entries per page unless `limit` says otherwise, and the most `limit` may ask for.
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+/// One change, before it is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl Change {
+    fn new(action: &str, target_type: &str, target_id: &str) -> Change {
+        Change {
+            action: action.into(),
+            target_type: target_type.into(),
+            target_id: target_id.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn created(target_type: &str, target_id: &str, after: &impl Serialize) -> Change {
+        Change {
+            after: Some(snapshot(after)),
+            ..Change::new("create", target_type, target_id)
+        }
+    }
+
+    pub fn updated(
+        target_type: &str,
+        target_id: &str,
+        before: &impl Serialize,
+        after: &impl Serialize,
+    ) -> Change {
+        Change {
+            before: Some(snapshot(before)),
+            after: Some(snapshot(after)),
+            ..Change::new("update", target_type, target_id)
+        }
+    }
+
+    pub fn deleted(target_type: &str, target_id: &str, before: &impl Serialize) -> Change {
+        Change {
+            before: Some(snapshot(before)),
+            ..Change::new("delete", target_type, target_id)
+        }
+    }
+
+    /// The same change under a more specific action (`rotate_secret`, `deploy`, ...).
+    pub fn action(mut self, action: &str) -> Change {
+        self.action = action.into();
+        self
+    }
+}
+
+/// Records `change` as made by `caller`, now. Call it inside the `write` closure, after
+/// the change succeeded. A failure to record is logged, not returned: the change is
+/// already stored, and failing the request would skip the catalog rebuild after it.
+pub fn record(state: &AppState, caller: &Caller, change: Change) {
+    let record = AuditRecord {
+        at: now(),
+        actor: caller.client_id.clone(),
+        action: change.action,
+        target_type: change.target_type,
+        target_id: change.target_id,
+        before: change.before,
+        after: change.after,
+    };
+    if let Err(e) = state.store.record_audit(&record) {
+        tracing::error!(error = %e, actor = %record.actor, action = %record.action,
+            target_type = %record.target_type, target_id = %record.target_id,
+            "cannot record a management change in the audit trail");
+    }
+}
+
+/// `value` as JSON with its secrets replaced.
+fn snapshot(value: &impl Serialize) -> Value {
+    match serde_json::to_value(value) {
+        Ok(mut json) => {
+            redact(&mut json);
+            json
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize an audited resource");
+            Value::Null
+        }
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("secret") || key.contains("password") || key.contains("private") || key == "hash"
+}
+
+/// Replaces every value under a secret-naming key. A map of secrets keeps its names (which
+/// secrets changed is worth auditing), a list of named secrets keeps each `name`.
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if is_secret_key(key) {
+                    *inner = redacted(inner);
+                } else {
+                    redact(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn redacted(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::Object(map) => Value::Object(
+            map.keys()
+                .map(|name| (name.clone(), Value::from(REDACTED)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| match item.get("name") {
+                    Some(name) => {
+                        let mut kept = Map::new();
+                        kept.insert("name".into(), name.clone());
+                        kept.insert("value".into(), Value::from(REDACTED));
+                        Value::Object(kept)
+                    }
+                    None => Value::from(REDACTED),
+                })
+                .collect(),
+        ),
+        _ => Value::from(REDACTED),
+    }
+}
+
+/// One recorded change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    pub id: i64,
+    /// When, RFC 3339 (UTC).
+    pub time: String,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// The management client that made the change.
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Value>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(entry: AuditEntry) -> Self {
+        let r = entry.record;
+        AuditView {
+            id: entry.id,
+            time: rfc3339_ms(r.at.saturating_mul(1000)),
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            before: r.before,
+            after: r.after,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// At most this many entries (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// Only changes to this kind of resource (`client`, `rule`, `resource_server`, ...).
+    pub target_type: Option<String>,
+    /// Only changes to this resource.
+    pub target_id: Option<String>,
+    /// Only changes by this management client.
+    pub actor: Option<String>,
+    /// Only entries older than this id (the next page: the last id of the previous one).
+    pub before_id: Option<i64>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+/// List management changes, newest first.
+#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    caller.require(READ_AUDIT)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let filter = AuditFilter {
+        limit,
+        target_type: query.target_type,
+        target_id: query.target_id,
+        actor: query.actor,
+        before_id: query.before_id,
+    };
+    let entries = blocking(&state, move |s| Ok(s.store.list_audit(&filter)?)).await?;
+    Ok(Json(entries.into_iter().map(Into::into).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_replaced_and_names_kept() {
+        let mut value = json!({
+            "client_id": "c1",
+            "client_secret": "s3cr3t",
+            "secrets": {"API_KEY": "xyz"},
+            "nested": [{"secret_hash": [1, 2]}, {"rule_secrets": [{"name": "K", "value": "v"}]}],
+            "script": "module.exports = ...",
+            "scopes": [{"value": "test"}],
+        });
+        redact(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("s3cr3t") && !text.contains("xyz") && !text.contains("\"v\""));
+        assert_eq!(value["client_id"], "c1");
+        assert_eq!(value["secrets"]["API_KEY"], REDACTED);
+        assert_eq!(value["nested"][1]["rule_secrets"][0]["name"], "K");
+        assert_eq!(value["script"], "module.exports = ...");
+        assert_eq!(value["scopes"][0]["value"], "test");
+    }
+
+    #[test]
+    fn changes_carry_snapshots() {
+        let change = Change::updated("client", "c1", &json!({"name": "a"}), &json!({"name": "b"}))
+            .action("rename");
+        assert_eq!(change.action, "rename");
+        assert_eq!(change.before, Some(json!({"name": "a"})));
+        assert_eq!(change.after, Some(json!({"name": "b"})));
+        assert_eq!(Change::deleted("rule", "r", &json!({})).after, None);
+    }
+}

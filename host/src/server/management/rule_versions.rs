@@ -1,0 +1,181 @@
+//! `/api/v2/rules/{id}/versions`: every change to a rule's code is a numbered version, and
+//! an old one can be deployed again (a rollback: a new version with the old code).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::audit::{self, Change};
+use super::auth::Caller;
+use super::rules::{compile_and_store, find, RuleView};
+use super::scopes::*;
+use super::{blocking, write};
+use crate::server::api_error::ApiError;
+use crate::server::state::{now, AppState};
+use crate::store::{Rule, RuleSource, RuleVersion};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub number: u32,
+    /// Is this the version that runs (the latest)?
+    pub current: bool,
+    /// `script` or `component`.
+    pub kind: &'static str,
+    /// The JS source: in a single version's view, for a script rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    pub created_at: i64,
+    /// The management client that made the change.
+    pub created_by: Option<String>,
+    /// For a rollback: the version whose code it copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_from: Option<u32>,
+}
+
+impl VersionView {
+    fn new(version: RuleVersion, current: u32, with_script: bool) -> VersionView {
+        let (kind, script) = match version.source {
+            RuleSource::Script(script) => ("script", Some(script).filter(|_| with_script)),
+            RuleSource::Component(_) => ("component", None),
+        };
+        VersionView {
+            number: version.number,
+            current: version.number == current,
+            kind,
+            script,
+            created_at: version.created_at,
+            created_by: version.created_by,
+            deployed_from: version.deployed_from,
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(deploy))
+}
+
+/// Records `rule`'s current source as its next version; returns the number.
+pub(super) fn record(
+    state: &AppState,
+    rule: &Rule,
+    by: &str,
+    deployed_from: Option<u32>,
+) -> Result<u32, ApiError> {
+    let version = RuleVersion {
+        number: 0,
+        source: rule.source.clone(),
+        created_at: rule.updated_at,
+        created_by: Some(by.to_string()),
+        deployed_from,
+    };
+    Ok(state.store.add_rule_version(&rule.id, &version)?)
+}
+
+/// A path's version number; anything else names no version (404, in our error shape rather
+/// than axum's plain-text rejection).
+fn version_number(text: &str) -> Result<u32, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::not_found("The rule version"))
+}
+
+fn latest(versions: &[RuleVersion]) -> u32 {
+    versions.iter().map(|v| v.number).max().unwrap_or(0)
+}
+
+/// List a rule's versions, oldest first (without their code).
+#[utoipa::path(get, path = "/rules/{id}/versions", tag = "rules",
+    responses((status = 200, body = [VersionView]), (status = 404, body = ApiError)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<VersionView>>, ApiError> {
+    caller.require(READ_RULES)?;
+    let versions = blocking(&state, move |s| {
+        find(s, &id)?;
+        Ok(s.store.list_rule_versions(&id)?)
+    })
+    .await?;
+    let current = latest(&versions);
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|v| VersionView::new(v, current, false))
+            .collect(),
+    ))
+}
+
+/// Get one version of a rule, with its script.
+#[utoipa::path(get, path = "/rules/{id}/versions/{number}", tag = "rules",
+    responses((status = 200, body = VersionView), (status = 404, body = ApiError)))]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<Json<VersionView>, ApiError> {
+    caller.require(READ_RULES)?;
+    let number = version_number(&number)?;
+    let (version, current) = blocking(&state, move |s| {
+        find(s, &id)?;
+        let versions = s.store.list_rule_versions(&id)?;
+        let current = latest(&versions);
+        let version = versions
+            .into_iter()
+            .find(|v| v.number == number)
+            .ok_or_else(|| ApiError::not_found("The rule version"))?;
+        Ok((version, current))
+    })
+    .await?;
+    Ok(Json(VersionView::new(version, current, true)))
+}
+
+/// Deploy an earlier version again: its code is compiled like an upload and becomes a new
+/// version, the current one, from the next token request on.
+#[utoipa::path(post, path = "/rules/{id}/versions/{number}/deploy", tag = "rules",
+    responses((status = 201, description = "The new version", body = VersionView),
+        (status = 400, description = "The old code no longer compiles", body = ApiError),
+        (status = 404, body = ApiError)))]
+async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
+    caller.require(UPDATE_RULES)?;
+    let number = version_number(&number)?;
+    let by = caller.client_id.clone();
+    let version = write(&state, move |s| {
+        let mut rule = find(s, &id)?;
+        let before = RuleView::from(rule.clone());
+        let old = s
+            .store
+            .get_rule_version(&id, number)?
+            .ok_or_else(|| ApiError::not_found("The rule version"))?;
+        rule.source = old.source;
+        rule.artifact = None;
+        rule.updated_at = now();
+        let rule = compile_and_store(s, rule)?;
+        let new = record(s, &rule, &by, Some(number))?;
+        let after = RuleView::from(rule);
+        audit::record(
+            s,
+            &caller,
+            Change::updated("rule", &id, &before, &after).action("deploy"),
+        );
+        s.store
+            .get_rule_version(&id, new)?
+            .ok_or_else(ApiError::internal)
+    })
+    .await?;
+    let current = version.number;
+    Ok((
+        StatusCode::CREATED,
+        Json(VersionView::new(version, current, true)),
+    ))
+}

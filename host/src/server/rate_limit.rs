@@ -1,0 +1,229 @@
+//! Per-client token rate limits, and the slowdown of repeated failed client authentication.
+//!
+//! Both are GCRA limiters from `governor`, keyed in its sharded map: a check is one atomic
+//! compare-and-swap on the key's cell, so the token path never waits on a lock held by
+//! another request. Only authenticated requests count against a client's limit, so nobody
+//! can spend a client's allowance without its secret. Failed authentications count per
+//! (client_id, address) pair: an attacker guessing a client's secret from one address is
+//! slowed down without locking out the real client at another.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock, QuantaInstant, Reference};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Deserialize;
+
+use crate::store::RateLimit;
+
+const fn non_zero(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
+
+/// CONTRACT.md: 50 token requests a second per client, bursts of 100.
+pub const DEFAULT_PER_SECOND: NonZeroU32 = non_zero(50);
+pub const DEFAULT_BURST: NonZeroU32 = non_zero(100);
+/// Ten failed authentications in a row from one address, then one every six seconds.
+pub const DEFAULT_AUTH_FAILURE_BURST: NonZeroU32 = non_zero(10);
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: NonZeroU32 = non_zero(10);
+
+/// The server-wide limits (`[rate_limit]` in the configuration file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `TOKENHOST_RATE_LIMIT_PER_SECOND`: a client's sustained token requests per second,
+    /// unless the client has its own `token_rate_limit`.
+    pub per_second: NonZeroU32,
+    /// `TOKENHOST_RATE_LIMIT_BURST`: how many a client may send at once.
+    pub burst: NonZeroU32,
+    /// `TOKENHOST_AUTH_FAILURE_BURST`: failed authentications of one client from one
+    /// address before that pair is slowed down.
+    pub auth_failure_burst: NonZeroU32,
+    /// `TOKENHOST_AUTH_FAILURES_PER_MINUTE`: then, how many more it may try per minute.
+    pub auth_failures_per_minute: NonZeroU32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            per_second: DEFAULT_PER_SECOND,
+            burst: DEFAULT_BURST,
+            auth_failure_burst: DEFAULT_AUTH_FAILURE_BURST,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+        }
+    }
+}
+
+type Limiter<K> = DefaultKeyedRateLimiter<K>;
+type Pair = (String, IpAddr);
+
+/// The limiters' state; one per process, shared through `AppState`.
+pub struct RateLimits {
+    clock: DefaultClock,
+    /// Clients without a limit of their own share this limiter (each its own key).
+    default: Limiter<String>,
+    /// One limiter per distinct per-client limit in use, keyed by client like `default`.
+    custom: DashMap<RateLimit, Arc<Limiter<String>>>,
+    failures: Limiter<Pair>,
+    /// Pairs whose failures ran out, and until when they are refused without a check.
+    /// governor has no "would this conform?" query, so the refusal is remembered here.
+    blocked: DashMap<Pair, QuantaInstant>,
+}
+
+fn token_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Quota {
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+/// Whole seconds to wait, rounded up and at least 1 (what `Retry-After` carries).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl RateLimits {
+    pub fn new(settings: RateLimitSettings) -> RateLimits {
+        RateLimits {
+            clock: DefaultClock::default(),
+            default: Limiter::dashmap(token_quota(settings.per_second, settings.burst)),
+            custom: DashMap::new(),
+            failures: Limiter::dashmap(
+                Quota::per_minute(settings.auth_failures_per_minute)
+                    .allow_burst(settings.auth_failure_burst),
+            ),
+            blocked: DashMap::new(),
+        }
+    }
+
+    /// Counts one authenticated token request of `client_id`, under its own limit if it has
+    /// one; `Err(wait)` when it is over the limit.
+    pub fn check_token(&self, client_id: &String, own: Option<RateLimit>) -> Result<(), Duration> {
+        let outcome = match own {
+            None => self.default.check_key(client_id),
+            Some(limit) => {
+                let limiter = match self.custom.get(&limit) {
+                    Some(limiter) => limiter.clone(),
+                    None => self
+                        .custom
+                        .entry(limit)
+                        .or_insert_with(|| {
+                            Arc::new(Limiter::dashmap(token_quota(limit.per_second, limit.burst)))
+                        })
+                        .clone(),
+                };
+                limiter.check_key(client_id)
+            }
+        };
+        outcome.map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// How long `client_id` at `ip` must still wait after too many failed authentications;
+    /// `None` if it may try.
+    pub fn auth_blocked(&self, client_id: &str, ip: IpAddr) -> Option<Duration> {
+        // The common case, nobody blocked, allocates nothing.
+        if self.blocked.is_empty() {
+            return None;
+        }
+        let key = (client_id.to_string(), ip);
+        let until = *self.blocked.get(&key)?;
+        let now = self.clock.now();
+        if until > now {
+            Some(until.duration_since(now).into())
+        } else {
+            self.blocked.remove_if(&key, |_, until| *until <= now);
+            None
+        }
+    }
+
+    /// Records a failed authentication of `client_id` from `ip`; `Some(wait)` when the pair
+    /// has now failed too often and is refused for that long.
+    pub fn auth_failed(&self, client_id: &str, ip: IpAddr) -> Option<Duration> {
+        let key = (client_id.to_string(), ip);
+        let not_until = self.failures.check_key(&key).err()?;
+        let now = self.clock.now();
+        let until = not_until.earliest_possible();
+        self.blocked.insert(key, until);
+        Some(not_until.wait_time_from(now))
+    }
+
+    /// Forgets keys whose limiter state is back to full and expired blocks, so memory
+    /// follows recent traffic rather than every client and address ever seen.
+    pub fn maintain(&self) {
+        self.default.retain_recent();
+        self.default.shrink_to_fit();
+        self.custom.retain(|_, limiter| {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            !limiter.is_empty()
+        });
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+        let now = self.clock.now();
+        self.blocked.retain(|_, until| *until > now);
+        self.blocked.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(per_second: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            per_second: non_zero(per_second),
+            burst: non_zero(burst),
+        }
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_waits() {
+        let limits = RateLimits::new(RateLimitSettings::default());
+        let a = "a".to_string();
+        let b = "b".to_string();
+        for _ in 0..3 {
+            assert!(limits.check_token(&a, Some(limit(1, 3))).is_ok());
+        }
+        let wait = limits.check_token(&a, Some(limit(1, 3))).unwrap_err();
+        assert!(wait <= Duration::from_secs(1));
+        assert_eq!(retry_after_secs(wait), 1);
+        // Another client, and the same client under the default, are not affected.
+        assert!(limits.check_token(&b, Some(limit(1, 3))).is_ok());
+        for _ in 0..100 {
+            assert!(limits.check_token(&a, None).is_ok());
+        }
+        assert!(limits.check_token(&a, None).is_err());
+    }
+
+    #[test]
+    fn failures_block_one_pair_only() {
+        let settings = RateLimitSettings {
+            auth_failure_burst: non_zero(2),
+            ..RateLimitSettings::default()
+        };
+        let limits = RateLimits::new(settings);
+        let attacker: IpAddr = "203.0.113.1".parse().unwrap();
+        let owner: IpAddr = "198.51.100.2".parse().unwrap();
+        assert!(limits.auth_blocked("c", attacker).is_none());
+        assert!(limits.auth_failed("c", attacker).is_none());
+        assert!(limits.auth_failed("c", attacker).is_none());
+        let wait = limits.auth_failed("c", attacker).unwrap();
+        assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(6));
+        assert!(limits.auth_blocked("c", attacker).is_some());
+        assert!(limits.auth_blocked("c", owner).is_none());
+        assert!(limits.auth_blocked("other", attacker).is_none());
+        limits.maintain();
+        assert!(limits.auth_blocked("c", attacker).is_some());
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(6)), 6);
+    }
+}

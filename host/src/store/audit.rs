@@ -1,0 +1,188 @@
+//! The audit trail of management changes: who changed what, when, from what to what.
+//!
+//! Append-only; entries are never updated or pruned here (retention is an operator's
+//! decision). What goes in `before` and `after` is the caller's business: the management
+//! API removes secrets before recording.
+
+use rusqlite::{params, Row};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{SqliteStore, StoreError, StoreResult};
+
+/// One change to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: the management client's id.
+    pub actor: String,
+    /// What was done: `create`, `update`, `delete`, `rotate_secret`, ...
+    pub action: String,
+    /// To what kind of thing: `client`, `rule`, `resource_server`, ...
+    pub target_type: String,
+    pub target_id: String,
+    /// The target before the change (`None` for a creation).
+    pub before: Option<Value>,
+    /// The target after the change (`None` for a deletion).
+    pub after: Option<Value>,
+}
+
+/// A recorded change, with its place in the trail (higher is newer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// Which entries to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub limit: u32,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub actor: Option<String>,
+    /// Only entries older than this id (paging backwards).
+    pub before_id: Option<i64>,
+}
+
+/// Where the audit trail lives. Blocking calls.
+pub trait AuditStore {
+    /// Appends `record`; returns its id.
+    fn record_audit(&self, record: &AuditRecord) -> StoreResult<i64>;
+    fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+}
+
+fn json_column(row: &Row<'_>, index: usize, column: &str) -> StoreResult<Option<Value>> {
+    row.get::<_, Option<String>>(index)?
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+        })
+        .transpose()
+}
+
+fn json_text(value: &Option<Value>) -> StoreResult<Option<String>> {
+    value
+        .as_ref()
+        .map(|v| {
+            serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+        })
+        .transpose()
+}
+
+impl AuditStore for SqliteStore {
+    fn record_audit(&self, record: &AuditRecord) -> StoreResult<i64> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            record.at,
+            record.actor,
+            record.action,
+            record.target_type,
+            record.target_id,
+            json_text(&record.before)?,
+            json_text(&record.after)?,
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let conn = self.conn();
+        // NULL parameters match everything, so one cached statement serves every filter.
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at, actor, action, target_type, target_id, before, after
+             FROM audit_log
+             WHERE (?1 IS NULL OR target_type = ?1)
+               AND (?2 IS NULL OR target_id = ?2)
+               AND (?3 IS NULL OR actor = ?3)
+               AND (?4 IS NULL OR seq < ?4)
+             ORDER BY seq DESC
+             LIMIT ?5",
+        )?;
+        let mut rows = stmt.query(params![
+            filter.target_type,
+            filter.target_id,
+            filter.actor,
+            filter.before_id,
+            filter.limit,
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(AuditEntry {
+                id: row.get(0)?,
+                record: AuditRecord {
+                    at: row.get(1)?,
+                    actor: row.get(2)?,
+                    action: row.get(3)?,
+                    target_type: row.get(4)?,
+                    target_id: row.get(5)?,
+                    before: json_column(row, 6, "audit_log.before")?,
+                    after: json_column(row, 7, "audit_log.after")?,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(at: i64, target_id: &str) -> AuditRecord {
+        AuditRecord {
+            at,
+            actor: "admin".into(),
+            action: "update".into(),
+            target_type: "rule".into(),
+            target_id: target_id.into(),
+            before: Some(json!({"enabled": true})),
+            after: None,
+        }
+    }
+
+    #[test]
+    fn entries_list_newest_first_and_filter() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let first = store.record_audit(&record(1, "r1")).unwrap();
+        let second = store.record_audit(&record(2, "r2")).unwrap();
+        store.record_audit(&record(3, "r1")).unwrap();
+        assert!(second > first);
+        let all = store
+            .list_audit(&AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.record.at).collect::<Vec<_>>(),
+            [3, 2, 1]
+        );
+        assert_eq!(all[2].record, record(1, "r1"));
+        let r1 = store
+            .list_audit(&AuditFilter {
+                limit: 1,
+                target_type: Some("rule".into()),
+                target_id: Some("r1".into()),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(r1.len(), 1);
+        assert_eq!(r1[0].record.at, 3);
+        let older = store
+            .list_audit(&AuditFilter {
+                limit: 10,
+                before_id: Some(second),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(older.len(), 1);
+        assert_eq!(older[0].id, first);
+    }
+}

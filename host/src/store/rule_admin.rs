@@ -1,0 +1,265 @@
+//! What a rule keeps besides its current code: its secrets (sealed by the caller, never
+//! stored in clear) and the numbered versions of its source.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::sqlite::SqliteStore;
+use super::{RuleSource, StoreError, StoreResult};
+
+/// A rule secret as stored: the value is sealed (see `secret_box`), bound to rule and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub name: String,
+    pub sealed: Vec<u8>,
+    pub updated_at: i64,
+}
+
+/// One version of a rule's source. Numbers count from 1 per rule; the highest is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleVersion {
+    pub number: u32,
+    pub source: RuleSource,
+    pub created_at: i64,
+    /// The management client that made the change (`None` for versions made by the
+    /// migration that introduced versions).
+    pub created_by: Option<String>,
+    /// The version a rollback copied.
+    pub deployed_from: Option<u32>,
+}
+
+/// Secrets and versions of rules. Blocking calls, like `Store`'s. Both disappear with their
+/// rule (`Store::delete_rule`).
+pub trait RuleAdminStore {
+    /// A rule's secrets, by name.
+    fn list_rule_secrets(&self, rule_id: &str) -> StoreResult<Vec<SealedSecret>>;
+    /// Sets `set` (insert or replace by name) and deletes `remove`, in one transaction.
+    fn change_rule_secrets(
+        &self,
+        rule_id: &str,
+        set: &[SealedSecret],
+        remove: &[String],
+    ) -> StoreResult<()>;
+
+    /// A rule's versions, oldest first.
+    fn list_rule_versions(&self, rule_id: &str) -> StoreResult<Vec<RuleVersion>>;
+    fn get_rule_version(&self, rule_id: &str, number: u32) -> StoreResult<Option<RuleVersion>>;
+    /// Stores `version` as the rule's next version (its `number` is ignored) and returns
+    /// the number it got.
+    fn add_rule_version(&self, rule_id: &str, version: &RuleVersion) -> StoreResult<u32>;
+}
+
+fn version_from_row(row: &Row<'_>) -> StoreResult<RuleVersion> {
+    let kind: String = row.get(1)?;
+    let source = match (kind.as_str(), row.get(2)?, row.get(3)?) {
+        ("script", Some(script), None) => RuleSource::Script(script),
+        ("component", None, Some(bytes)) => RuleSource::Component(bytes),
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "rule version source of kind {kind:?}"
+            )))
+        }
+    };
+    Ok(RuleVersion {
+        number: row.get(0)?,
+        source,
+        created_at: row.get(4)?,
+        created_by: row.get(5)?,
+        deployed_from: row.get(6)?,
+    })
+}
+
+const VERSION_COLUMNS: &str =
+    "number, source_kind, script, component, created_at, created_by, deployed_from";
+
+fn versions(conn: &Connection, rule_id: &str) -> StoreResult<Vec<RuleVersion>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM rule_versions WHERE rule_id = ?1 ORDER BY number"
+    ))?;
+    let mut rows = stmt.query([rule_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(version_from_row(row)?);
+    }
+    Ok(out)
+}
+
+impl RuleAdminStore for SqliteStore {
+    fn list_rule_secrets(&self, rule_id: &str) -> StoreResult<Vec<SealedSecret>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, value, updated_at FROM rule_secrets WHERE rule_id = ?1 ORDER BY name",
+        )?;
+        let mut rows = stmt.query([rule_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(SealedSecret {
+                name: row.get(0)?,
+                sealed: row.get(1)?,
+                updated_at: row.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn change_rule_secrets(
+        &self,
+        rule_id: &str,
+        set: &[SealedSecret],
+        remove: &[String],
+    ) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO rule_secrets (rule_id, name, value, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (rule_id, name) DO UPDATE SET value = excluded.value,
+                     updated_at = excluded.updated_at",
+            )?;
+            for secret in set {
+                upsert.execute(params![
+                    rule_id,
+                    secret.name,
+                    secret.sealed,
+                    secret.updated_at
+                ])?;
+            }
+            let mut delete =
+                tx.prepare_cached("DELETE FROM rule_secrets WHERE rule_id = ?1 AND name = ?2")?;
+            for name in remove {
+                delete.execute(params![rule_id, name])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_rule_versions(&self, rule_id: &str) -> StoreResult<Vec<RuleVersion>> {
+        versions(&self.conn(), rule_id)
+    }
+
+    fn get_rule_version(&self, rule_id: &str, number: u32) -> StoreResult<Option<RuleVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM rule_versions WHERE rule_id = ?1 AND number = ?2"
+        ))?;
+        let mut rows = stmt.query(params![rule_id, number])?;
+        rows.next()?.map(version_from_row).transpose()
+    }
+
+    fn add_rule_version(&self, rule_id: &str, version: &RuleVersion) -> StoreResult<u32> {
+        let (kind, script, component) = match &version.source {
+            RuleSource::Script(s) => ("script", Some(s.as_str()), None),
+            RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
+        };
+        let mut conn = self.conn();
+        // Read the last number and insert in one write transaction, so two writers can
+        // never take the same number.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<u32> = tx
+            .query_row(
+                "SELECT MAX(number) FROM rule_versions WHERE rule_id = ?1",
+                [rule_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten();
+        let number = last.unwrap_or(0).saturating_add(1);
+        tx.prepare_cached(
+            "INSERT INTO rule_versions (rule_id, number, source_kind, script, component,
+                 created_at, created_by, deployed_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            rule_id,
+            number,
+            kind,
+            script,
+            component,
+            version.created_at,
+            version.created_by,
+            version.deployed_from,
+        ])?;
+        tx.commit()?;
+        Ok(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Rule, Store};
+
+    fn store_with_rule(id: &str) -> SqliteStore {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .put_rule(&Rule {
+                id: id.into(),
+                name: format!("name-{id}"),
+                source: RuleSource::Script("s".into()),
+                enabled: true,
+                order: 1,
+                artifact: None,
+                created_at: 1,
+                updated_at: 1,
+            })
+            .unwrap();
+        store
+    }
+
+    fn version(script: &str) -> RuleVersion {
+        RuleVersion {
+            number: 0,
+            source: RuleSource::Script(script.into()),
+            created_at: 5,
+            created_by: Some("admin".into()),
+            deployed_from: None,
+        }
+    }
+
+    #[test]
+    fn versions_are_numbered_per_rule_and_go_with_the_rule() {
+        let store = store_with_rule("r1");
+        assert_eq!(store.add_rule_version("r1", &version("a")).unwrap(), 1);
+        assert_eq!(store.add_rule_version("r1", &version("b")).unwrap(), 2);
+        let listed = store.list_rule_versions("r1").unwrap();
+        assert_eq!(
+            listed.iter().map(|v| v.number).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            store.get_rule_version("r1", 1).unwrap().unwrap().source,
+            RuleSource::Script("a".into())
+        );
+        assert_eq!(store.get_rule_version("r1", 3).unwrap(), None);
+        // A version needs its rule.
+        assert!(store.add_rule_version("nope", &version("x")).is_err());
+        let secret = SealedSecret {
+            name: "K".into(),
+            sealed: vec![0],
+            updated_at: 0,
+        };
+        store.change_rule_secrets("r1", &[secret], &[]).unwrap();
+        assert_eq!(store.list_rule_secrets("r1").unwrap().len(), 1);
+        assert!(store.delete_rule("r1").unwrap());
+        assert!(store.list_rule_versions("r1").unwrap().is_empty());
+        assert!(store.list_rule_secrets("r1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn secrets_are_set_replaced_and_removed_in_one_change() {
+        let store = store_with_rule("r1");
+        let secret = |name: &str, v: u8| SealedSecret {
+            name: name.into(),
+            sealed: vec![v],
+            updated_at: 1,
+        };
+        store
+            .change_rule_secrets("r1", &[secret("A", 1), secret("B", 2)], &[])
+            .unwrap();
+        store
+            .change_rule_secrets("r1", &[secret("A", 3)], &["B".into(), "C".into()])
+            .unwrap();
+        assert_eq!(store.list_rule_secrets("r1").unwrap(), vec![secret("A", 3)]);
+    }
+}
