@@ -4,7 +4,8 @@
 #   make test         everything the test suite needs, then the tests
 #   make guest        rebuild the JS rule runtime (guest-sdk) from source
 #   make rules        compile every rules/*.js to rules/*.wasm offline
-#   make lint         rustfmt + clippy, host and guest
+#   make lint         rustfmt + clippy (host and guest) + tsc on rules/
+#   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
@@ -18,7 +19,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test guest guest-check guest-toolchain rules fixtures lint bench-rules clean
+.PHONY: run build test test-deps guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules clean
 
 run: build
 	$(TOKENHOST) serve
@@ -32,7 +33,12 @@ fixtures:
 	cd $(RUST_FIXTURE) && CARGO_TARGET_DIR=$(ROOT)/target/fixtures $(CARGO) build --release --target wasm32-wasip2 --quiet
 	cp target/fixtures/wasm32-wasip2/release/rust_rule.wasm tests/fixtures/rust-rule.wasm
 
-test: fixtures
+# PyJWT verifies tokens in the end-to-end tests, as a non-Rust API would.
+test-deps:
+	@python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install --quiet 'pyjwt[crypto]>=2.8'
+
+test: fixtures test-deps
+	$(CARGO) build --release -p host
 	$(CARGO) test --release --workspace
 
 # The Debian toolchain of shared/TOOLCHAIN.md, arranged like a wasi-sdk for rquickjs-sys.
@@ -67,6 +73,13 @@ lint: guest-toolchain
 	cd $(RUST_FIXTURE) && $(CARGO) fmt --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest-sdk && $(GUEST_ENV) $(CARGO) clippy --release --locked --target wasm32-wasip1 -- -D warnings
+	npx --yes --package typescript@5 tsc -p rules/jsconfig.json
+
+bench: build
+	python3 bench/run.py --duration 10
+
+bench-quick: build
+	python3 bench/run.py --quick
 
 bench-rules:
 	$(CARGO) run --release -p host --example bench_rules
