@@ -151,17 +151,50 @@ impl TestServer {
         split(response).await
     }
 
+    /// POST /oauth/token for `client_id` with `client_secret_post`, for `audience`.
+    pub async fn client_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        audience: &str,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        self.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("audience", audience),
+        ])
+        .await
+    }
+
+    /// A management API token for a new client granted only `scopes`.
+    pub async fn management_token_with(&self, admin: &str, scopes: &[&str]) -> String {
+        let (status, client) = self
+            .api(
+                admin,
+                Method::POST,
+                "/clients",
+                Some(json!({"name": "scoped admin"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{client}");
+        let id = client["client_id"].as_str().unwrap();
+        let audience = self.management_audience();
+        let grant = json!({"client_id": id, "audience": audience, "scope": scopes});
+        let (status, body) = self
+            .api(admin, Method::POST, "/client-grants", Some(grant))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let secret = client["client_secret"].as_str().unwrap();
+        let (status, body, _) = self.client_token(id, secret, &audience).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
     /// A token for the management API with the bootstrap client.
     pub async fn admin_token(&self) -> String {
         let audience = self.management_audience();
-        let (status, body, _) = self
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ADMIN_ID),
-                ("client_secret", ADMIN_SECRET),
-                ("audience", &audience),
-            ])
-            .await;
+        let (status, body, _) = self.client_token(ADMIN_ID, ADMIN_SECRET, &audience).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["access_token"].as_str().unwrap().to_string()
     }

@@ -379,14 +379,7 @@ async fn an_uploaded_actions_rule_issues_its_claim_and_denies_with_its_code() {
 
     let mut first_seen = None;
     for _ in 0..2 {
-        let (status, body, _) = server
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &gold),
-                ("client_secret", &gold_secret),
-                ("audience", API),
-            ])
-            .await;
+        let (status, body, _) = server.client_token(&gold, &gold_secret, API).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["scope"], "test");
         let claims = server
@@ -399,14 +392,7 @@ async fn an_uploaded_actions_rule_issues_its_claim_and_denies_with_its_code() {
         assert_eq!(first_seen.get_or_insert_with(|| seen.clone()), &seen);
     }
 
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &bare),
-            ("client_secret", &bare_secret),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(&bare, &bare_secret, API).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
@@ -425,14 +411,7 @@ async fn an_uploaded_actions_rule_issues_its_claim_and_denies_with_its_code() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &gold),
-            ("client_secret", &gold_secret),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(&gold, &gold_secret, API).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body,

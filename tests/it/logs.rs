@@ -61,14 +61,7 @@ async fn executions_are_listed_filtered_and_redacted() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     for (id, secret) in [(&good, &good_secret), (&broken, &broken_secret)] {
-        server
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-                ("audience", API),
-            ])
-            .await;
+        server.client_token(id, secret, API).await;
     }
     let entries = wait_for_logs(&server, &admin, "", 2).await;
     assert_eq!(entries.len(), 2, "{entries:?}");
@@ -149,14 +142,7 @@ async fn the_stream_delivers_executions_live() {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-            ("audience", API),
-        ])
-        .await;
+    server.client_token(&id, &secret, API).await;
     let mut received = String::new();
     let entry = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -202,14 +188,7 @@ async fn tokenhost_logs_follow_prints_a_live_execution() {
     let mut stderr_lines = BufReader::new(stderr).lines();
     let ready = stderr_lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(ready.contains("following"), "{ready}");
-    server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-            ("audience", API),
-        ])
-        .await;
+    server.client_token(&id, &secret, API).await;
     let stdout = follow.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

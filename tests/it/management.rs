@@ -19,36 +19,9 @@ async fn the_management_api_wants_a_token_with_the_right_scope() {
     assert_eq!(body["errorCode"], "invalid_token");
 
     let admin = server.admin_token().await;
-    let audience = server.management_audience();
-    let (status, reader) = server
-        .api(
-            &admin,
-            Method::POST,
-            "/clients",
-            Some(json!({"name": "reader"})),
-        )
+    let read_only = &server
+        .management_token_with(&admin, &["read:clients"])
         .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let reader_id = reader["client_id"].as_str().unwrap();
-    let (status, body) = server
-        .api(
-            &admin,
-            Method::POST,
-            "/client-grants",
-            Some(json!({"client_id": reader_id, "audience": audience, "scope": ["read:clients"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", reader_id),
-            ("client_secret", reader["client_secret"].as_str().unwrap()),
-            ("audience", &audience),
-        ])
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let read_only = body["access_token"].as_str().unwrap();
     let (status, _) = server.api(read_only, Method::GET, "/clients", None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = server
@@ -159,17 +132,7 @@ async fn rotating_a_secret_retires_the_old_one() {
     let attempt = |secret: String| {
         let server = &server;
         let id = id.clone();
-        async move {
-            server
-                .token_form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_secret", &secret),
-                    ("audience", API),
-                ])
-                .await
-                .0
-        }
+        async move { server.client_token(&id, &secret, API).await.0 }
     };
     assert_eq!(attempt(new.to_string()).await, StatusCode::OK);
     assert_eq!(attempt(old).await, StatusCode::UNAUTHORIZED);
@@ -190,14 +153,7 @@ async fn a_grace_period_keeps_the_old_secret_working() {
             None,
         )
         .await;
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &old),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(&id, &old, API).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -333,12 +289,11 @@ async fn a_generated_bootstrap_client_is_saved_privately() {
         );
     }
     let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", saved["client_id"].as_str().unwrap()),
-            ("client_secret", saved["client_secret"].as_str().unwrap()),
-            ("audience", saved["audience"].as_str().unwrap()),
-        ])
+        .client_token(
+            saved["client_id"].as_str().unwrap(),
+            saved["client_secret"].as_str().unwrap(),
+            saved["audience"].as_str().unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Printed once: a restart neither prints nor replaces it.

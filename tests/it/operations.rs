@@ -88,12 +88,7 @@ async fn metrics_count_tokens_refusals_and_rules_in_prometheus_text() {
     let (status, _, _) = server.token_form(&form(&id, "wrong")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-            ("audience", "https://nowhere.example.com/"),
-        ])
+        .client_token(&id, &secret, "https://nowhere.example.com/")
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
@@ -466,34 +461,9 @@ async fn a_rule_change_is_audited_with_before_and_after_and_no_secret() {
     assert_eq!(page.as_array().unwrap().len(), 1);
 
     // Reading the trail takes its own scope.
-    let (reader, reader_secret) = server
-        .setup_client(&admin, API, "ES256", &["test"], json!({}))
+    let reader = server
+        .management_token_with(&admin, &["read:clients"])
         .await;
-    let (status, _) = server
-        .api(
-            &admin,
-            Method::POST,
-            "/client-grants",
-            Some(json!({"client_id": reader, "audience": server.management_audience(), "scope": ["read:clients"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &reader),
-            ("client_secret", &reader_secret),
-            ("audience", &server.management_audience()),
-        ])
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = server
-        .api(
-            body["access_token"].as_str().unwrap(),
-            Method::GET,
-            "/audit",
-            None,
-        )
-        .await;
+    let (status, _) = server.api(&reader, Method::GET, "/audit", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }

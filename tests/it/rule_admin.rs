@@ -12,14 +12,7 @@ const OTHER_VALUE: &str = "b-only-0a1b2c3d";
 
 /// A token for `API`, as a client would ask for it; returns its verified claims.
 async fn token_claims(server: &TestServer, id: &str, secret: &str) -> Value {
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(id, secret, API).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server
         .verify(body["access_token"].as_str().unwrap(), API)
@@ -545,35 +538,7 @@ async fn reading_needs_read_rules_and_changing_or_testing_needs_update_rules() {
             "module.exports = function (c, s, a, ctx, cb) { cb(null, {scope: s}); };",
         )
         .await;
-    let audience = server.management_audience();
-    let (_, reader) = server
-        .api(
-            &admin,
-            Method::POST,
-            "/clients",
-            Some(json!({"name": "reader"})),
-        )
-        .await;
-    let reader_id = reader["client_id"].as_str().unwrap();
-    let (status, body) = server
-        .api(
-            &admin,
-            Method::POST,
-            "/client-grants",
-            Some(json!({"client_id": reader_id, "audience": audience, "scope": ["read:rules"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", reader_id),
-            ("client_secret", reader["client_secret"].as_str().unwrap()),
-            ("audience", &audience),
-        ])
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let read_only = body["access_token"].as_str().unwrap();
+    let read_only = &server.management_token_with(&admin, &["read:rules"]).await;
     for path in ["secrets", "versions", "versions/1"] {
         let (status, body) = server
             .api(

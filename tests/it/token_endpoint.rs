@@ -126,14 +126,7 @@ async fn a_chain_of_rules_merges_claims_in_order() {
     server
         .add_rule(&admin, "second", "module.exports = function (c, s, a, x, cb) { cb(null, {scope: x.accessToken.scope.concat(['added']), 'https://t.dev/saw': x.accessToken.customClaims['https://t.dev/a'], 'https://t.dev/both': 'second', 'https://t.dev/tier': c.metadata.tier}); };")
         .await;
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(&id, &secret, API).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scope"], "test added");
     let claims = server
@@ -165,14 +158,7 @@ async fn a_hostile_rule_fails_alone_and_other_clients_are_unaffected() {
         .await;
 
     let started = Instant::now();
-    let (status, body, _) = server
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &looper),
-            ("client_secret", &looper_secret),
-            ("audience", API),
-        ])
-        .await;
+    let (status, body, _) = server.client_token(&looper, &looper_secret, API).await;
     let took = started.elapsed();
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
@@ -198,14 +184,7 @@ async fn a_hostile_rule_fails_alone_and_other_clients_are_unaffected() {
     let mut latencies = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        let (status, body, _) = server
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &good),
-                ("client_secret", &good_secret),
-                ("audience", API),
-            ])
-            .await;
+        let (status, body, _) = server.client_token(&good, &good_secret, API).await;
         latencies.push(started.elapsed());
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -504,14 +483,7 @@ async fn pyjwt_verifies_the_token() {
         let (id, secret) = server
             .setup_client(&admin, &audience, alg, &["test"], json!({}))
             .await;
-        let (status, body, _) = server
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("audience", &audience),
-            ])
-            .await;
+        let (status, body, _) = server.client_token(&id, &secret, &audience).await;
         assert_eq!(status, StatusCode::OK);
         let output = std::process::Command::new("python3")
             .arg(repo().join("tests/verify_token.py"))
