@@ -277,18 +277,17 @@ impl TestServer {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// GET `path` and its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
     /// Verifies `token` against the published JWKS (jsonwebtoken, the way an API would) and
     /// returns its claims.
     pub async fn verify(&self, token: &str, audience: &str) -> Value {
-        let jwks: JwkSet = self
-            .http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: JwkSet =
+            serde_json::from_value(self.get_json("/.well-known/jwks.json").await).unwrap();
         let header = decode_header(token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         let kid = header.kid.clone().expect("kid");

@@ -172,15 +172,7 @@ async fn key_rotation_keeps_issued_tokens_verifiable() {
     ];
     let (_, before, _) = server.token_form(&form).await;
     let old_token = before["access_token"].as_str().unwrap().to_string();
-    let jwks_before: Value = server
-        .http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = server.get_json("/.well-known/jwks.json").await;
     let (status, keys) = server
         .api(
             &admin,
@@ -219,40 +211,16 @@ async fn discovery_documents_derive_from_the_issuer() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let doc: Value = server
-            .http
-            .get(server.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = server.get_json(path).await;
         assert_eq!(doc["issuer"], ISSUER);
         assert_eq!(doc["token_endpoint"], format!("{ISSUER}oauth/token"));
         assert_eq!(doc["jwks_uri"], format!("{ISSUER}.well-known/jwks.json"));
         assert_eq!(doc["grant_types_supported"], json!(["client_credentials"]));
     }
-    let jwks: Value = server
-        .http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = server.get_json("/.well-known/jwks.json").await;
     // Current and next key for each of three algorithms.
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 6, "{jwks}");
-    let openapi: Value = server
-        .http
-        .get(server.url("/api/v2/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = server.get_json("/api/v2/openapi.json").await;
     for path in [
         "/rules",
         "/clients/{id}/rotate-secret",
