@@ -21,8 +21,8 @@ pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Token lifetime of the management API's own tokens.
 pub const MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
 
-/// Everything `tokenhost serve` can be told.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything `tokenhost serve` can be told. Its `Debug` never shows `secrets_key`.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `TOKENHOST_LISTEN`.
@@ -53,6 +53,29 @@ pub struct Config {
     /// file; `TOKENHOST_RATE_LIMIT_PER_SECOND`, `TOKENHOST_RATE_LIMIT_BURST`,
     /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`).
     pub rate_limit: RateLimitSettings,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("issuer", &self.issuer)
+            .field("tenant", &self.tenant)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("default_audience", &self.default_audience)
+            .field("secret_grace_seconds", &self.secret_grace_seconds)
+            .field(
+                "secrets_key",
+                &self.secrets_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("max_token_body_bytes", &self.max_token_body_bytes)
+            .field("max_management_body_bytes", &self.max_management_body_bytes)
+            .field("max_component_body_bytes", &self.max_component_body_bytes)
+            .field("limits", &self.limits)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -223,6 +246,17 @@ pub fn normalize_issuer(issuer: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secrets_key() {
+        let config = Config {
+            secrets_key: Some("c2VjcmV0LWtleS12YWx1ZQ==".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 
     #[test]
     fn issuer_ends_in_exactly_one_slash() {
