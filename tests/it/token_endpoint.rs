@@ -427,6 +427,9 @@ async fn bad_requests_get_their_rfc_6749_errors() {
             case.name
         );
         assert_eq!(headers["cache-control"], "no-store", "{}", case.name);
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            assert_eq!(headers["connection"], "close", "{}", case.name);
+        }
         if status == StatusCode::UNAUTHORIZED {
             assert!(headers.contains_key("www-authenticate"), "{}", case.name);
         }

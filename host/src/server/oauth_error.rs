@@ -120,6 +120,11 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"tokenhost\""),
             );
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was not read to its end, so the connection cannot carry another
+            // request; saying so stops a client from reusing it and losing that request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
