@@ -32,8 +32,6 @@ pub struct Catalog {
     pub keys: Arc<KeySet>,
     /// The JWKS document, rendered once per snapshot.
     pub jwks: Arc<[u8]>,
-    /// The longest token lifetime of any API: how long a retired key stays published.
-    pub max_token_lifetime: i64,
 }
 
 impl Catalog {

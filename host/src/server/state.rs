@@ -85,6 +85,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The longest token lifetime of `apis`: how long a retired key must stay published.
+fn longest_lifetime<'a>(apis: impl Iterator<Item = &'a ResourceServer>) -> i64 {
+    apis.map(|api| i64::from(api.token_lifetime))
+        .max()
+        .unwrap_or(0)
+}
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -109,7 +116,6 @@ impl AppState {
             rules: Vec::new(),
             keys: Arc::new(KeySet::new(Vec::new())?),
             jwks: Arc::from(&b"{\"keys\":[]}"[..]),
-            max_token_lifetime: 0,
         };
         let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
         let rate_limits = RateLimits::new(config.rate_limit);
@@ -184,7 +190,8 @@ impl AppState {
     /// all expired.
     pub fn ensure_signing_keys(&self) -> Result<(), StateError> {
         let existing = self.store.list_signing_keys()?;
-        let max_lifetime = self.max_token_lifetime()?;
+        let apis = self.store.list_resource_servers()?;
+        let max_lifetime = longest_lifetime(apis.iter().chain([&self.management_api()]));
         for kid in keys::expired(&existing, now(), max_lifetime) {
             self.store.delete_signing_key(&kid)?;
         }
@@ -193,16 +200,6 @@ impl AppState {
             self.store.put_signing_keys(&missing)?;
         }
         Ok(())
-    }
-
-    fn max_token_lifetime(&self) -> Result<i64, StoreError> {
-        let apis = self.store.list_resource_servers()?;
-        Ok(apis
-            .iter()
-            .map(|api| i64::from(api.token_lifetime))
-            .chain([i64::from(MANAGEMENT_TOKEN_LIFETIME)])
-            .max()
-            .unwrap_or(0))
     }
 
     /// Compiles (or loads) a rule, reusing what was compiled for the same version.
@@ -302,12 +299,7 @@ impl AppState {
             .retain(|id, _| live.contains(id));
         let key_list = store.list_signing_keys()?;
         let keys = Arc::new(KeySet::new(key_list)?);
-        let max_token_lifetime = apis
-            .values()
-            .map(|a| i64::from(a.token_lifetime))
-            .max()
-            .unwrap_or(0);
-        let jwks = serde_json::to_vec(&keys.jwks(now(), max_token_lifetime))?;
+        let jwks = serde_json::to_vec(&keys.jwks(now(), longest_lifetime(apis.values())))?;
         let catalog = Catalog {
             clients,
             apis,
@@ -315,7 +307,6 @@ impl AppState {
             rules,
             keys,
             jwks: Arc::from(jwks),
-            max_token_lifetime,
         };
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
         self.catalog_ready.store(true, Ordering::Release);
