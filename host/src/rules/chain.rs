@@ -35,8 +35,8 @@ pub struct ChainResult {
 }
 
 impl RuleEngine {
-    /// Runs `rules` in order on `input`. Blocking: call from a blocking thread.
-    pub fn execute_chain(
+    /// Runs `rules` in order on `input` (see [`RuleEngine::run`] on running it on a worker).
+    pub async fn execute_chain(
         &self,
         rules: &[ChainRule<'_>],
         mut input: RuleInput,
@@ -54,7 +54,7 @@ impl RuleEngine {
                 custom_claims: token.claims.clone(),
             };
             input.secrets.clone_from(chain_rule.secrets);
-            let execution = self.execute_until(chain_rule.rule, &input, deadline);
+            let execution = self.run(chain_rule.rule, &input, deadline).await;
             let next = match &execution.outcome {
                 Outcome::Issued { token: issued } => Some(issued.clone()),
                 _ => None,

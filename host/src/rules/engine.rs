@@ -4,16 +4,22 @@
 //! fuel and epoch interruption on for all code, an epoch ticker thread for deadlines, and a
 //! slot count equal to the pool's capacity so that excess executions wait instead of
 //! failing to instantiate.
+//!
+//! Executions are async: the guest runs on a fiber of the calling task and yields at every
+//! epoch tick, so the server runs rules on its own workers without a thread handoff per
+//! request; `lanes.rs` keeps slow or looping rules from holding those workers.
 
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread;
 
+use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::artifact::{ArtifactError, ArtifactKey};
 use super::bindings::CredentialsExchange;
 use super::compile::{self, CompileError, CompiledRule};
+use super::lanes::SlowLane;
 use super::limits::{Limits, LimitsError};
 use super::snapshot::Snapshotter;
 use super::store::{StoreData, EPOCH_TICK};
@@ -35,7 +41,9 @@ pub struct RuleEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreData>,
     pub(crate) limits: Limits,
-    pub(crate) slots: Slots,
+    /// The pool's instance slots: an execution holds a permit, excess executions wait.
+    pub(crate) slots: Semaphore,
+    pub(crate) slow_lane: SlowLane,
     snapshotter: OnceLock<Result<Snapshotter, String>>,
 }
 
@@ -59,6 +67,8 @@ impl RuleEngine {
             .total_core_instances(slots * 8 + 8)
             .total_memories(slots * 2 + 2)
             .total_tables(slots * 4 + 4)
+            // One fiber stack per execution in flight (plus pre-initialization).
+            .total_stacks(slots + 1)
             .max_memory_size(limits.memory_bytes)
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
@@ -72,7 +82,7 @@ impl RuleEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(wasmtime_err)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime_err)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_err)?;
         CredentialsExchange::add_to_linker::<_, wasmtime::component::HasSelf<StoreData>>(
             &mut linker,
             |data| data,
@@ -82,7 +92,8 @@ impl RuleEngine {
         Ok(RuleEngine {
             engine,
             linker,
-            slots: Slots::new(limits.concurrency as usize),
+            slots: Semaphore::new(limits.concurrency as usize),
+            slow_lane: SlowLane::for_this_machine(),
             limits,
             snapshotter: OnceLock::new(),
         })
@@ -158,40 +169,5 @@ fn start_epoch_ticker(engine: &Engine) {
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the epoch ticker, rule deadlines will not be enforced: {e}");
-    }
-}
-
-/// A counting semaphore over the pool's instance slots: excess executions wait.
-#[derive(Debug)]
-pub(crate) struct Slots {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-pub(crate) struct SlotGuard<'a>(&'a Slots);
-
-impl Slots {
-    fn new(count: usize) -> Self {
-        Slots {
-            free: Mutex::new(count),
-            freed: Condvar::new(),
-        }
-    }
-
-    pub(crate) fn acquire(&self) -> SlotGuard<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-        SlotGuard(self)
-    }
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
     }
 }

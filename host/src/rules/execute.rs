@@ -19,57 +19,66 @@ use super::outcome::{Denial, DenialCode, Execution, Failure, LogLine, Outcome, T
 use super::store::new_store;
 
 impl RuleEngine {
-    /// Runs `rule` once with the configured deadline.
+    /// Runs `rule` once with the configured deadline. Blocking: for callers outside an
+    /// async runtime (the CLI, tests, benchmarks); async code awaits [`RuleEngine::run`].
     pub fn execute(&self, rule: &CompiledRule, input: &RuleInput) -> Execution {
-        self.execute_until(rule, input, Instant::now() + self.limits.deadline)
+        let deadline = Instant::now() + self.limits.deadline;
+        futures_executor::block_on(self.run(rule, input, deadline))
     }
 
-    /// Runs `rule` once, stopping it at `deadline` (a chain shares one deadline).
-    /// Blocking: call it from a blocking thread, never on an async runtime's worker.
-    pub fn execute_until(
+    /// Runs `rule` once, stopping it at `deadline` (a chain shares one deadline). The
+    /// guest runs inside this future's polls and yields at every epoch tick, so awaiting it
+    /// on an async worker is fine: a long execution shares the worker with other tasks.
+    pub async fn run(
         &self,
         rule: &CompiledRule,
         input: &RuleInput,
         deadline: Instant,
     ) -> Execution {
-        let _slot = self.slots.acquire();
         let started = Instant::now();
         let limits = &self.limits;
+        let failed = |failure| Execution {
+            outcome: Outcome::Failed { failure },
+            logs: Vec::new(),
+            fuel_used: 0,
+            duration: started.elapsed(),
+        };
         let deadline_ms = limits.deadline.as_millis().try_into().unwrap_or(u64::MAX);
-        if started >= deadline {
-            return Execution {
-                outcome: Outcome::Failed {
-                    failure: Failure::Deadline { deadline_ms },
-                },
-                logs: Vec::new(),
-                fuel_used: 0,
-                duration: started.elapsed(),
-            };
+        // The semaphore is never closed; waiting for a slot counts against the deadline.
+        let Ok(_slot) = self.slots.acquire().await else {
+            return failed(Failure::Deadline { deadline_ms });
+        };
+        if Instant::now() >= deadline {
+            return failed(Failure::Deadline { deadline_ms });
         }
-        let mut store = match new_store(&self.engine, limits, deadline, rule.cache().clone()) {
+        let mut store = match new_store(
+            &self.engine,
+            limits,
+            deadline,
+            rule.cache().clone(),
+            &self.slow_lane,
+        ) {
             Ok(store) => store,
             Err(e) => {
-                return Execution {
-                    outcome: Outcome::Failed {
-                        failure: Failure::Trap {
-                            message: format!("cannot create a store: {e:#}"),
-                        },
-                    },
-                    logs: Vec::new(),
-                    fuel_used: 0,
-                    duration: started.elapsed(),
-                }
+                return failed(Failure::Trap {
+                    message: format!("cannot create a store: {e:#}"),
+                })
             }
         };
-        let result = rule.pre.instantiate(&mut store).and_then(|instance| {
-            instance.call_execute(
-                &mut store,
-                &input.wit_client(),
-                &input.scope,
-                &input.audience,
-                &input.wit_context(),
-            )
-        });
+        let result = match rule.pre.instantiate_async(&mut store).await {
+            Ok(instance) => {
+                instance
+                    .call_execute(
+                        &mut store,
+                        &input.wit_client(),
+                        &input.scope,
+                        &input.audience,
+                        &input.wit_context(),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let memory_refused = store.data().limiter.memory_refused;
         let mut logs = std::mem::take(&mut store.data_mut().logs.lines);

@@ -10,6 +10,7 @@ mod compile;
 mod engine;
 mod execute;
 mod input;
+mod lanes;
 mod limits;
 mod outcome;
 mod snapshot;

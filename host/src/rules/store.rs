@@ -5,16 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, cache as wit_cache, LogLevel};
 use super::cache::{CacheError, RuleCache};
+use super::lanes::{SlowLane, Turn};
 use super::limits::Limits;
 use super::outcome::{Level, LogLine};
 
-/// How often the engine's epoch advances: the deadline's resolution.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How often the engine's epoch advances: the deadline's resolution, and the longest a
+/// running guest keeps a server worker before yielding it to other requests.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Linear memory and table growth under a cap, remembering whether a grow was refused so a
 /// trap that follows can be reported as the memory limit it really is.
@@ -170,7 +172,8 @@ impl wit_cache::Host for StoreData {
     }
 }
 
-/// A fresh store with every limit set, reaching `cache` (the executing rule's). The guest
+/// A fresh store with every limit set, reaching `cache` (the executing rule's); its guest
+/// must be called with wasmtime's `*_async` methods (it yields at epoch ticks). The guest
 /// sees an empty WASI context: no filesystem, environment, arguments or network; only
 /// clocks and randomness.
 pub(crate) fn new_store(
@@ -178,6 +181,7 @@ pub(crate) fn new_store(
     limits: &Limits,
     deadline: Instant,
     cache: RuleCache,
+    lane: &SlowLane,
 ) -> wasmtime::Result<Store<StoreData>> {
     let data = StoreData {
         limiter: Limiter::new(limits.memory_bytes),
@@ -189,8 +193,17 @@ pub(crate) fn new_store(
     let mut store = Store::new(engine, data);
     store.limiter(|data| &mut data.limiter);
     store.set_fuel(limits.fuel)?;
-    store.set_epoch_deadline(ticks_until(deadline));
-    store.epoch_deadline_trap();
+    // At every epoch tick the guest yields its worker (lanes.rs says how long runners
+    // share them), until the deadline interrupts it.
+    let turn = Turn::new(lane);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::YieldCustom(1, turn.at_tick())
+        })
+    });
     Ok(store)
 }
 

@@ -3,6 +3,7 @@
 //! issued and nothing is stored: the original dashboard's "Try".
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -93,14 +94,8 @@ async fn test(
     let mut given = secrets;
     given.append(&mut input.secrets);
     input.secrets = given;
-    // Guest code never runs on an async worker.
-    let engine = state.engine.clone();
-    let execution = tokio::task::spawn_blocking(move || engine.execute(&compiled, &input))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "rule test task failed");
-            ApiError::internal()
-        })?;
+    let deadline = Instant::now() + state.engine.limits().deadline;
+    let execution = state.engine.run(&compiled, &input, deadline).await;
     let mut report = serde_json::to_value(&execution).map_err(|e| {
         tracing::error!(error = %e, "cannot serialize a rule test's execution");
         ApiError::internal()
