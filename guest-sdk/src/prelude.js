@@ -457,5 +457,38 @@
     });
   }
 
+  // QuickJS creates each built-in method (Array.prototype.push, Object.keys, ...) lazily,
+  // on its first access. Every execution starts from the snapshot, so a method first used
+  // by an execution would be created again by every execution: create them all now. The
+  // walk reads descriptors, never calls a getter, and only reaches built-ins (the rule is
+  // not evaluated yet), so it changes nothing a rule can observe.
+  (function materializeBuiltins() {
+    const ownKeys = Reflect.ownKeys;
+    const describe = Object.getOwnPropertyDescriptor;
+    const protoOf = Object.getPrototypeOf;
+    const seen = new Set();
+    const pending = [
+      g,
+      [][Symbol.iterator](),
+      new Map().entries(),
+      new Set().values(),
+      ''[Symbol.iterator](),
+      /./g[Symbol.matchAll](''),
+      function* () {},
+      async function () {},
+      async function* () {},
+    ];
+    while (pending.length > 0) {
+      const o = pending.pop();
+      if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue;
+      seen.add(o);
+      for (const key of ownKeys(o)) {
+        const d = describe(o, key);
+        pending.push(d.value, d.get, d.set);
+      }
+      pending.push(protoOf(o));
+    }
+  })();
+
   return { run, read, compileError, checkLoaded };
 })();
