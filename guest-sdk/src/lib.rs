@@ -5,16 +5,33 @@
 //! whole heap snapshotted. Every token request then gets a fresh instance of that snapshot,
 //! and `execute` only calls the already-evaluated function. The glue a rule sees (the
 //! typed errors, `console`, `cb`, the Actions `event` and `api`, outcome reading) lives in
-//! `prelude.js`; this file marshals the WIT types and provides the natives it calls.
+//! `prelude.js`; this file provides the natives it calls and runs an execution:
+//! [`inputs`] writes the WIT arguments into the objects the prelude built for them, the
+//! prelude's `run` calls the rule, and its `read` gives the result back ([`outcome`]).
+//!
+//! An execution costs wasm instructions (the host's fuel) on every token request, so its
+//! path is kept short: whatever can be built before the snapshot is, and the inputs are
+//! written in place with raw QuickJS calls ([`js`]). Each shortcut only stands where the
+//! rule cannot tell the difference ([`builtins`]).
+
+mod builtins;
+mod inputs;
+mod js;
+mod outcome;
 
 use std::cell::{Cell, OnceCell};
 use std::io::{Read, Write};
 
 use javy::quickjs::{
-    context::EvalOptions, prelude::Func, qjs, Array, CatchResultExt, CaughtError, Ctx, Function,
-    Object, Persistent, Value,
+    context::EvalOptions, prelude::Func, qjs, CatchResultExt, CaughtError, Ctx, Function, Object,
+    Value,
 };
 use javy::{Config, Runtime};
+
+use builtins::Builtins;
+use inputs::{Inputs, Unfilled};
+use js::{Js, Kept};
+use outcome::read_outcome;
 
 mod bindings {
     wit_bindgen::generate!({
@@ -25,7 +42,7 @@ mod bindings {
 
 use bindings::tokenhost::rule::cache;
 use bindings::tokenhost::rule::types::{
-    AccessToken, Claim, Client, Context, FailureKind, LogLevel, RequestInfo, RuleError, RuleFailure,
+    AccessToken, Client, Context, FailureKind, LogLevel, RuleError, RuleFailure,
 };
 
 /// QuickJS's own heap limit: below the host's default 32 MiB linear-memory cap, so that a
@@ -44,12 +61,23 @@ const MAX_JOB_ROUNDS: usize = 10_000;
 
 struct Guest {
     runtime: Runtime,
-    glue: Persistent<Object<'static>>,
+    glue: Glue,
+}
+
+/// What an execution uses of the prelude, kept from initialization.
+struct Glue {
+    /// The prelude's `run` and `read`.
+    run: Kept,
+    read: Kept,
+    inputs: Inputs,
 }
 
 thread_local! {
     static GUEST: OnceCell<Guest> = const { OnceCell::new() };
     static RANDOM: Cell<u64> = const { Cell::new(0) };
+    /// Whether this instance has run its execution: the prelude's arguments are filled in
+    /// place, for one execution, so each needs a fresh instance of the snapshot.
+    static EXECUTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Wizer's init export: evaluates the rule read from stdin, then reports on stdout, as one
@@ -82,8 +110,9 @@ fn load(source: &str) -> String {
         Ok(runtime) => runtime,
         Err(e) => return format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}"),
     };
-    let outcome = runtime.context().with(
-        |cx| -> Result<(Persistent<Object<'static>>, String), String> {
+    let outcome = runtime
+        .context()
+        .with(|cx| -> Result<(Glue, String), String> {
             let globals = cx.globals();
             let natives = globals
                 .set("__th_log", Func::from(log_native))
@@ -105,10 +134,10 @@ fn load(source: &str) -> String {
                 Err(CaughtError::Value(v)) => call_glue::<String>(&glue, "compileError", (v,)),
                 Err(CaughtError::Error(e)) => Err(e.to_string()),
             }?;
+            let glue = keep_glue(&cx, &glue)?;
             collect_and_raise_gc_threshold(&cx);
-            Ok((Persistent::save(&cx, glue), status))
-        },
-    );
+            Ok((glue, status))
+        });
     match outcome {
         Ok((glue, status)) => {
             GUEST.with(|cell| {
@@ -118,9 +147,34 @@ fn load(source: &str) -> String {
         }
         Err(message) => format!(
             "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
-            json_string(&message)
+            outcome::json_string(&message)
         ),
     }
+}
+
+/// Keeps what executions use of the prelude, once the rule is loaded and its style known.
+fn keep_glue<'js>(cx: &Ctx<'js>, glue: &Object<'js>) -> Result<Glue, String> {
+    let layout: Object = call_glue(glue, "layout", ())?;
+    let layout_error = |e: javy::quickjs::Error| format!("layout: {e}");
+    let builtins = Builtins::new(&layout).map_err(layout_error)?;
+    let js = Js::new(cx);
+    // Whether the rule left the built-ins that assigning the inputs and parsing the prior
+    // claims would call as they were; if not, those go the long way, as they always did.
+    let assignment_intact = builtins.assignment_intact(js);
+    let claims_here = assignment_intact && builtins.destructuring_intact(js);
+    let function = |name: &str| -> Result<Kept, String> {
+        let f: Function = glue.get(name).map_err(|e| format!("glue {name}: {e}"))?;
+        Ok(Kept::keep(f.as_value()))
+    };
+    let inputs = Inputs::new(cx, &layout, claims_here).map_err(layout_error)?;
+    if assignment_intact {
+        inputs.preshape(js).map_err(|Unfilled(message)| message)?;
+    }
+    Ok(Glue {
+        run: function("run")?,
+        read: function("read")?,
+        inputs,
+    })
 }
 
 fn collect_and_raise_gc_threshold(cx: &Ctx) {
@@ -150,25 +204,17 @@ fn call_glue<'js, R: javy::quickjs::FromJs<'js>>(
     args: impl javy::quickjs::function::IntoArgs<'js>,
 ) -> Result<R, String> {
     let f: Function = glue.get(name).map_err(|e| format!("glue {name}: {e}"))?;
-    f.call(args)
-        .catch(glue.ctx())
-        .map_err(|e| format!("glue {name}: {e}"))
+    call_function(&f, name, args)
 }
 
-/// Minimal JSON string quoting for the few messages built outside JS.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+fn call_function<'js, R: javy::quickjs::FromJs<'js>>(
+    f: &Function<'js>,
+    name: &str,
+    args: impl javy::quickjs::function::IntoArgs<'js>,
+) -> Result<R, String> {
+    f.call(args)
+        .catch(f.ctx())
+        .map_err(|e| format!("glue {name}: {e}"))
 }
 
 fn log_native(level: i32, message: String) {
@@ -262,14 +308,32 @@ impl bindings::Guest for Component {
         audience: String,
         context: Context,
     ) -> Result<AccessToken, RuleError> {
-        GUEST.with(|cell| match cell.get() {
-            Some(guest) => execute(guest, client, scope, audience, context),
+        if EXECUTED.replace(true) {
+            return Err(failure(
+                FailureKind::Exception,
+                "Error",
+                "an instance of the rule runtime runs one execution",
+            ));
+        }
+        let result = GUEST.with(|cell| match cell.get() {
+            Some(guest) => execute(
+                &guest.runtime,
+                &guest.glue,
+                &client,
+                &scope,
+                &audience,
+                &context,
+            ),
             None => Err(failure(
                 FailureKind::Exception,
                 "Error",
                 "the rule was never loaded",
             )),
-        })
+        });
+        // The instance is discarded after this call: freeing the inputs would be work for
+        // nothing.
+        std::mem::forget((client, scope, audience, context));
+        result
     }
 }
 
@@ -285,161 +349,65 @@ fn failure(kind: FailureKind, name: &str, message: &str) -> RuleError {
 }
 
 fn execute(
-    guest: &Guest,
-    client: Client,
-    scope: Vec<String>,
-    audience: String,
-    context: Context,
+    runtime: &Runtime,
+    glue: &Glue,
+    client: &Client,
+    scope: &[String],
+    audience: &str,
+    context: &Context,
 ) -> Result<AccessToken, RuleError> {
-    let started =
-        guest
-            .runtime
-            .context()
-            .with(|cx| -> Result<Persistent<Object<'static>>, String> {
-                let glue = guest.glue.clone().restore(&cx).map_err(|e| e.to_string())?;
-                let args = (
-                    js_client(&cx, &client).map_err(|e| e.to_string())?,
-                    js_strings(&cx, &scope).map_err(|e| e.to_string())?,
-                    audience.as_str(),
-                    js_request(&cx, &context.request).map_err(|e| e.to_string())?,
-                    js_map(&cx, &context.secrets).map_err(|e| e.to_string())?,
-                    js_strings(&cx, &context.access_token.scope).map_err(|e| e.to_string())?,
-                    js_claims(&cx, &context.access_token.custom_claims)
-                        .map_err(|e| e.to_string())?,
-                );
-                let state: Object = call_glue(&glue, "run", args)?;
-                Ok(Persistent::save(&cx, state))
-            });
-    let state =
-        started.map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
+    runtime
+        .context()
+        .with(|cx| start(glue, &cx, client, scope, audience, context))
+        .map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
 
     // Drain promise jobs: an async rule settles here. Nothing else can be pending (no
     // timers, no I/O), so once the queue is empty the outcome is final.
     let mut rounds = 0;
-    while guest.runtime.has_pending_jobs() && rounds < MAX_JOB_ROUNDS {
-        if let Err(e) = guest.runtime.resolve_pending_jobs() {
+    while runtime.has_pending_jobs() && rounds < MAX_JOB_ROUNDS {
+        if let Err(e) = runtime.resolve_pending_jobs() {
             return Err(failure(FailureKind::Exception, "Error", &e.to_string()));
         }
         rounds += 1;
     }
 
-    guest.runtime.context().with(|cx| {
-        let outcome = guest
-            .glue
-            .clone()
-            .restore(&cx)
-            .map_err(|e| e.to_string())
-            .and_then(|glue| {
-                let state = state.restore(&cx).map_err(|e| e.to_string())?;
-                call_glue::<Object>(&glue, "read", (state,))
-            })
+    runtime.context().with(|cx| {
+        let outcome = glue
+            .read
+            .value(&cx)
+            .into_function()
+            .ok_or_else(|| "glue read: not a function".to_string())
+            .and_then(|read| call_function::<Object>(&read, "read", ()))
             .map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
         read_outcome(&outcome)
             .map_err(|e| failure(FailureKind::InvalidResult, "TypeError", &e.to_string()))?
     })
 }
 
-fn read_outcome(outcome: &Object) -> javy::quickjs::Result<Result<AccessToken, RuleError>> {
-    if outcome.get::<_, bool>("ok")? {
-        let pairs: Vec<Vec<String>> = outcome.get("claims")?;
-        let custom_claims = pairs
-            .into_iter()
-            .filter_map(|pair| {
-                let mut it = pair.into_iter();
-                Some(Claim {
-                    name: it.next()?,
-                    value: it.next()?,
-                })
-            })
-            .collect();
-        return Ok(Ok(AccessToken {
-            scope: outcome.get("scope")?,
-            custom_claims,
-        }));
-    }
-    let code: String = outcome.get("code")?;
-    let message: String = outcome.get("message")?;
-    Ok(Err(match code.as_str() {
-        "access_denied" => RuleError::AccessDenied(message),
-        "invalid_scope" => RuleError::InvalidScope(message),
-        "invalid_request" => RuleError::InvalidRequest(message),
-        "unauthorized_client" => RuleError::UnauthorizedClient(message),
-        "server_error" => RuleError::ServerError(message),
-        _ => {
-            let kind = match outcome.get::<_, String>("kind")?.as_str() {
-                "out-of-memory" => FailureKind::OutOfMemory,
-                "stack-overflow" => FailureKind::StackOverflow,
-                "no-callback" => FailureKind::NoCallback,
-                "invalid-result" => FailureKind::InvalidResult,
-                _ => FailureKind::Exception,
-            };
-            RuleError::Failure(RuleFailure {
-                kind,
-                name: outcome.get("name")?,
-                message,
-                stack: outcome.get("stack")?,
-            })
-        }
-    }))
+/// Writes the inputs in place and calls the prelude's `run(audience, priorPairs)`.
+fn start(
+    glue: &Glue,
+    cx: &Ctx,
+    client: &Client,
+    scope: &[String],
+    audience: &str,
+    context: &Context,
+) -> Result<(), String> {
+    let js = Js::new(cx);
+    let prior_pairs = glue
+        .inputs
+        .fill(js, cx, client, scope, context)
+        .map_err(|Unfilled(message)| message)?;
+    let audience = js
+        .string(audience)
+        .ok_or_else(|| javy::quickjs::Error::Exception.to_string())?;
+    js.call(glue.run.raw(), &[audience.raw(), prior_pairs.raw()])
+        .map(drop)
+        .ok_or_else(|| caught(cx, "run"))
 }
 
-fn js_strings<'js>(cx: &Ctx<'js>, items: &[String]) -> javy::quickjs::Result<Array<'js>> {
-    let array = Array::new(cx.clone())?;
-    for (i, item) in items.iter().enumerate() {
-        array.set(i, item.as_str())?;
-    }
-    Ok(array)
-}
-
-fn js_map<'js>(cx: &Ctx<'js>, pairs: &[(String, String)]) -> javy::quickjs::Result<Object<'js>> {
-    let object = Object::new(cx.clone())?;
-    for (name, value) in pairs {
-        object.set(name.as_str(), value.as_str())?;
-    }
-    Ok(object)
-}
-
-/// JSON-encoded values as JS values; a value that is not JSON stays a string.
-fn js_json<'js>(cx: &Ctx<'js>, json: &str) -> javy::quickjs::Result<Value<'js>> {
-    match cx.json_parse(json) {
-        Ok(value) => Ok(value),
-        Err(_) => {
-            let _ = cx.catch();
-            Ok(javy::quickjs::String::from_str(cx.clone(), json)?.into_value())
-        }
-    }
-}
-
-fn js_claims<'js>(cx: &Ctx<'js>, claims: &[Claim]) -> javy::quickjs::Result<Array<'js>> {
-    let array = Array::new(cx.clone())?;
-    for (i, claim) in claims.iter().enumerate() {
-        let pair = Array::new(cx.clone())?;
-        pair.set(0, claim.name.as_str())?;
-        pair.set(1, claim.value.as_str())?;
-        array.set(i, pair)?;
-    }
-    Ok(array)
-}
-
-fn js_client<'js>(cx: &Ctx<'js>, client: &Client) -> javy::quickjs::Result<Object<'js>> {
-    let object = Object::new(cx.clone())?;
-    object.set("id", client.id.as_str())?;
-    object.set("name", client.name.as_str())?;
-    object.set("tenant", client.tenant.as_str())?;
-    object.set("metadata", js_map(cx, &client.metadata)?)?;
-    Ok(object)
-}
-
-fn js_request<'js>(cx: &Ctx<'js>, request: &RequestInfo) -> javy::quickjs::Result<Object<'js>> {
-    let object = Object::new(cx.clone())?;
-    object.set("ip", request.ip.as_str())?;
-    object.set("user_agent", request.user_agent.as_str())?;
-    object.set("hostname", request.hostname.as_str())?;
-    object.set("method", request.method.as_str())?;
-    let body = Object::new(cx.clone())?;
-    for field in &request.body {
-        body.set(field.name.as_str(), js_json(cx, &field.value)?)?;
-    }
-    object.set("body", body)?;
-    Ok(object)
+/// The pending exception of a failed glue call, described as `call_glue` describes it.
+fn caught(cx: &Ctx, name: &str) -> String {
+    let e = CaughtError::from_error(cx, javy::quickjs::Error::Exception);
+    format!("glue {name}: {e}")
 }

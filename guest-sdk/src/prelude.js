@@ -1,10 +1,13 @@
 // The rule's environment and the glue between a rule and the host.
 //
 // Evaluated once, before the rule's own source, while the runtime is pre-initialized, so
-// none of it costs anything per execution. It evaluates to an object of functions the Rust
-// side keeps: `run` starts one execution, `read` turns its state into a plain outcome that
-// Rust copies into the WIT result, `compileError` describes a failed evaluation,
-// `checkLoaded` decides the rule's style.
+// none of it costs anything per execution. That includes the rule's arguments (`client`,
+// `scope`, `context`, `cb`, the Actions `event` and `api`) and the `state` an outcome lands
+// in: every execution starts from the snapshot, so lib.rs fills them in place rather than
+// anything building them per call. The prelude evaluates to an object of functions the
+// Rust side keeps: `checkLoaded` decides the rule's style, `layout` then tells lib.rs where
+// the inputs go, `run` starts one execution, `read` turns its state into a plain outcome
+// that Rust copies into the WIT result, `compileError` describes a failed evaluation.
 //
 // Two styles of rule, one outcome: the legacy `module.exports = function (client, scope,
 // audience, context, cb)` and the Actions `exports.onExecuteCredentialsExchange = async
@@ -37,8 +40,23 @@
   const PromiseResolve = Promise.resolve.bind(Promise);
   const StringOf = String;
   const createObject = Object.create;
+  const describe = Object.getOwnPropertyDescriptor;
+  const protoOf = Object.getPrototypeOf;
   const hasOwn = Object.prototype.hasOwnProperty;
   const DateNow = Date.now;
+
+  // The built-ins the glue's JS uses on every execution, as they are before the rule is
+  // evaluated. lib.rs skips that JS only while the rule has left them as they are (it
+  // checks their descriptors, calling nothing), so that skipping it is invisible.
+  const BUILTINS = {
+    objectPrototype: Object.prototype,
+    arrayPrototype: Array.prototype,
+    arrayIteratorPrototype: protoOf([][Symbol.iterator]()),
+    iteratorPrototype: protoOf(protoOf([][Symbol.iterator]())),
+    arrayIterator: Array.prototype[Symbol.iterator],
+    arrayIteratorNext: protoOf([][Symbol.iterator]()).next,
+    objectProtoSetter: describe(Object.prototype, '__proto__').set,
+  };
 
   const LEVEL = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -210,14 +228,68 @@
     return { ok: true, scope, claims };
   }
 
-  function parseClaims(pairs) {
-    const claims = {};
-    for (const [name, json] of pairs) claims[name] = parse(json);
-    return claims;
-  }
-
   // The rule's style, decided by checkLoaded while the runtime is pre-initialized.
   let style = 'legacy';
+
+  // One execution's arguments and outcome, built once, here. Every execution starts from
+  // the snapshot, so lib.rs only fills them in, assigning to these empty objects and arrays
+  // what it once assigned to new ones: the rule still gets fresh objects every time,
+  // without paying to build them. None of them is reachable by the rule until `run`
+  // passes it on.
+  const client = {};
+  const metadata = {};
+  const scope = [];
+  const request = {};
+  const body = {};
+  const secrets = {};
+  // The token as earlier rules of the chain left it.
+  const priorScope = [];
+  const priorClaims = {};
+
+  // lib.rs fills `priorClaims` itself, which skips the array iteration the claims once went
+  // through here; when the rule has replaced the iteration built-ins, that would show, so
+  // lib.rs passes the claims as [name, JSON] pairs and they are parsed here as before.
+  function parsePriorClaims(pairs) {
+    for (const [name, json] of pairs) priorClaims[name] = parse(json);
+  }
+
+  // What lib.rs reads back: `kind` names the first outcome, `value` carries it.
+  const state = { settled: false, kind: undefined, value: undefined };
+
+  function settle(kind, value) {
+    if (state.settled) {
+      nativeLog(LEVEL.warn, 'tokenhost: the rule gave a second outcome (' + kind + ') after its first; ignored');
+      return;
+    }
+    state.settled = true;
+    state.kind = kind;
+    state.value = value;
+  }
+
+  // The legacy style's context and callback.
+  const context = {
+    ip: undefined,
+    userAgent: undefined,
+    hostname: undefined,
+    request,
+    webtask: { secrets },
+    secrets,
+    accessToken: { scope: priorScope, customClaims: priorClaims },
+  };
+  // Indented as they were when each execution created them, so that a rule printing one
+  // still sees the same source text.
+  const [cb, onResolved, onRejected] = (function () {
+    return [
+    function cb(err, token) {
+      if (err) settle('error', err);
+      else settle('token', token);
+    },
+          (value) => {
+            if (value !== undefined) settle('token', value);
+          },
+          (e) => settle('error', e)
+    ];
+  })();
 
   // The Actions style (CONTRACT.md, "The successor's API").
 
@@ -275,11 +347,13 @@
     },
   };
 
-  function runAction(state, settle, client, scope, audience, request, secrets, priorScope, priorClaims) {
-    // Prototype-less, so a claim named `__proto__` is a claim like any other.
-    const claims = createObject(null);
-    const granted = scope.slice();
-    const api = {};
+  // The claims and scopes the action sets. Prototype-less, so a claim named `__proto__` is
+  // a claim like any other.
+  const claims = createObject(null);
+  let granted;
+  // Built in the order, and indented as, each execution built them before.
+  const api = {};
+  (function () {
     api.accessToken = {
       setCustomClaim(name, value) {
         needString('api.accessToken.setCustomClaim(name, value): name', name);
@@ -307,27 +381,42 @@
         return api;
       },
     };
-    api.cache = cacheApi;
-    const event = {
-      client: { client_id: client.id, name: client.name, metadata: client.metadata },
-      resource_server: { identifier: audience },
-      request,
-      transaction: { requested_scopes: scope },
-      accessToken: { scope: priorScope, customClaims: parseClaims(priorClaims) },
-      tenant: { id: client.tenant },
-      secrets,
+  })();
+  api.cache = cacheApi;
+  const event = {
+    client: { client_id: undefined, name: undefined, metadata: undefined },
+    resource_server: { identifier: undefined },
+    request,
+    transaction: { requested_scopes: scope },
+    accessToken: { scope: priorScope, customClaims: priorClaims },
+    tenant: { id: undefined },
+    secrets,
+  };
+  // Finishing issues the token as it stands then; a deny before that already decided.
+  const [finish, onActionRejected] = (function () {
+    const finish = function () {
+      if (!state.settled) settle('action', { scope: granted.slice(), claims: copyClaims(claims) });
     };
+    return [finish, (e) => settle('error', e)];
+  })();
+
+  function runAction(audience, priorPairs) {
+    granted = scope.slice();
+    // Read from `client` in the order each execution once built `event` from it.
+    const eventClient = event.client;
+    eventClient.client_id = client.id;
+    eventClient.name = client.name;
+    eventClient.metadata = client.metadata;
+    event.resource_server.identifier = audience;
+    if (priorPairs !== undefined) parsePriorClaims(priorPairs);
+    event.tenant.id = client.tenant;
     const handler = actionHandler();
     if (handler === undefined) {
       throw new TypeError('exports.onExecuteCredentialsExchange is not a function: the rule replaced it after it was loaded');
     }
-    // Finishing issues the token as it stands then; a deny before that already decided.
-    const finish = function () {
-      if (!state.settled) settle('action', { scope: granted.slice(), claims: copyClaims(claims) });
-    };
     const returned = handler(event, api);
     if (returned !== null && (typeof returned === 'object' || typeof returned === 'function') && typeof returned.then === 'function') {
-      PromiseResolve(returned).then(finish, (e) => settle('error', e));
+      PromiseResolve(returned).then(finish, onActionRejected);
     } else {
       finish();
     }
@@ -339,38 +428,21 @@
     return copy;
   }
 
-  function run(client, scope, audience, request, secrets, priorScope, priorClaims) {
-    const state = { settled: false, kind: undefined, value: undefined };
-    function settle(kind, value) {
-      if (state.settled) {
-        nativeLog(LEVEL.warn, 'tokenhost: the rule gave a second outcome (' + kind + ') after its first; ignored');
-        return;
-      }
-      state.settled = true;
-      state.kind = kind;
-      state.value = value;
-    }
+  // Starts one execution on the inputs lib.rs filled in; its outcome lands in `state`.
+  function run(audience, priorPairs) {
     if (style === 'actions') {
       try {
-        runAction(state, settle, client, scope, audience, request, secrets, priorScope, priorClaims);
+        runAction(audience, priorPairs);
       } catch (e) {
         settle('error', e);
       }
-      return state;
+      return;
     }
-    const cb = function cb(err, token) {
-      if (err) settle('error', err);
-      else settle('token', token);
-    };
-    const context = {
-      ip: request.ip,
-      userAgent: request.user_agent,
-      hostname: request.hostname,
-      request,
-      webtask: { secrets },
-      secrets,
-      accessToken: { scope: priorScope, customClaims: parseClaims(priorClaims) },
-    };
+    // Read from `request` in the order each execution once built `context` from it.
+    context.ip = request.ip;
+    context.userAgent = request.user_agent;
+    context.hostname = request.hostname;
+    if (priorPairs !== undefined) parsePriorClaims(priorPairs);
     try {
       const rule = g.module.exports;
       if (typeof rule !== 'function') {
@@ -380,20 +452,15 @@
       if (returned !== null && (typeof returned === 'object' || typeof returned === 'function') && typeof returned.then === 'function') {
         // An async rule: its resolved value is the token, its rejection the error. An
         // async rule that calls cb resolves with undefined, which is no outcome of its own.
-        PromiseResolve(returned).then(
-          (value) => {
-            if (value !== undefined) settle('token', value);
-          },
-          (e) => settle('error', e)
-        );
+        PromiseResolve(returned).then(onResolved, onRejected);
       }
     } catch (e) {
       settle('error', e);
     }
-    return state;
   }
 
-  function read(state) {
+  // The outcome in `state`, as a plain object for lib.rs.
+  function read() {
     if (!state.settled) {
       if (style === 'actions') {
         return failure(
@@ -414,6 +481,11 @@
       default:
         return describeError(state.value);
     }
+  }
+
+  // What lib.rs needs, once the rule is loaded, to fill in the inputs.
+  function layout() {
+    return { client, metadata, scope, request, body, secrets, priorScope, priorClaims, builtins: BUILTINS };
   }
 
   function location(e, field, pattern) {
@@ -457,5 +529,36 @@
     });
   }
 
-  return { run, read, compileError, checkLoaded };
+  // QuickJS creates each built-in method (Array.prototype.push, Object.keys, ...) lazily,
+  // on its first access. Every execution starts from the snapshot, so a method first used
+  // by an execution would be created again by every execution: create them all now. The
+  // walk reads descriptors, never calls a getter, and only reaches built-ins (the rule is
+  // not evaluated yet), so it changes nothing a rule can observe.
+  (function materializeBuiltins() {
+    const ownKeys = Reflect.ownKeys;
+    const seen = new Set();
+    const pending = [
+      g,
+      [][Symbol.iterator](),
+      new Map().entries(),
+      new Set().values(),
+      ''[Symbol.iterator](),
+      /./g[Symbol.matchAll](''),
+      function* () {},
+      async function () {},
+      async function* () {},
+    ];
+    while (pending.length > 0) {
+      const o = pending.pop();
+      if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue;
+      seen.add(o);
+      for (const key of ownKeys(o)) {
+        const d = describe(o, key);
+        pending.push(d.value, d.get, d.set);
+      }
+      pending.push(protoOf(o));
+    }
+  })();
+
+  return { run, read, layout, compileError, checkLoaded };
 })();
