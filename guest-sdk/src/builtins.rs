@@ -2,27 +2,36 @@
 //! was evaluated, and whether the rule has since replaced them.
 //!
 //! Rust skips some of that JS (assigning the inputs to new objects, parsing the prior
-//! claims). A rule can only tell when it replaced one of the built-ins that JS calls, say
-//! with a logging array iterator: then the JS path must run, as it always did. The checks read
-//! descriptors only, so they never run a getter or anything else of the rule's.
+//! claims, reading a plain token). A rule can only tell when it replaced one of the
+//! built-ins that JS calls, say with a logging `Array.prototype.push`: then the JS path
+//! must run, as it always did. The checks read descriptors only, so they never run a
+//! getter or anything else of the rule's.
 
-use javy::quickjs::{qjs, Object, Value};
+use javy::quickjs::{qjs, Ctx, Object, Value};
 
-use crate::js::{Atom, Js, Kept, Own};
+use crate::js::{keep_atom, Atom, Js, Kept, Own};
 
 pub struct Builtins {
-    object_prototype: Kept,
-    array_prototype: Kept,
+    pub object_prototype: Kept,
+    pub array_prototype: Kept,
     array_iterator_prototype: Kept,
     iterator_prototype: Kept,
+    pub array: Kept,
     array_iterator: Kept,
     array_iterator_next: Kept,
+    pub array_every: Kept,
+    pub array_slice: Kept,
+    pub array_push: Kept,
+    pub array_species: Kept,
     object_proto_setter: Kept,
+    pub every: Atom,
+    pub slice: Atom,
+    pub push: Atom,
 }
 
 impl Builtins {
     /// Reads the `builtins` of the prelude's `layout()`.
-    pub fn new<'js>(layout: &Object<'js>) -> javy::quickjs::Result<Builtins> {
+    pub fn new<'js>(cx: &Ctx<'js>, layout: &Object<'js>) -> javy::quickjs::Result<Builtins> {
         let builtins: Object = layout.get("builtins")?;
         let kept = |name: &str| -> javy::quickjs::Result<Kept> {
             Ok(Kept::keep(&builtins.get::<_, Value>(name)?))
@@ -32,14 +41,22 @@ impl Builtins {
             array_prototype: kept("arrayPrototype")?,
             array_iterator_prototype: kept("arrayIteratorPrototype")?,
             iterator_prototype: kept("iteratorPrototype")?,
+            array: kept("array")?,
             array_iterator: kept("arrayIterator")?,
             array_iterator_next: kept("arrayIteratorNext")?,
+            array_every: kept("arrayEvery")?,
+            array_slice: kept("arraySlice")?,
+            array_push: kept("arrayPush")?,
+            array_species: kept("arraySpecies")?,
             object_proto_setter: kept("objectProtoSetter")?,
+            every: keep_atom(cx, "every"),
+            slice: keep_atom(cx, "slice"),
+            push: keep_atom(cx, "push"),
         })
     }
 
     /// Whether `object[atom]` is an own data property holding `expected`.
-    fn holds(js: Js, object: Kept, atom: Atom, expected: Kept) -> bool {
+    pub fn holds(js: Js, object: Kept, atom: Atom, expected: Kept) -> bool {
         matches!(js.own(object.raw(), atom), Some(Own::Data { value, .. }) if value.raw() == expected.raw())
     }
 
@@ -93,11 +110,20 @@ impl Builtins {
             .atoms()
             .all(|atom| match js.own(self.object_prototype.raw(), atom) {
                 Some(Own::Data { writable, .. }) => writable,
-                Some(Own::Accessor { setter }) => {
+                Some(Own::Accessor { setter, .. }) => {
                     atom == proto && setter.raw() == self.object_proto_setter.raw()
                 }
                 _ => false,
             });
         intact
+    }
+
+    /// Whether `Array[Symbol.species]` is still the built-in getter (`slice` consults it).
+    pub fn species_intact(&self, js: Js) -> bool {
+        let species = qjs::JS_ATOM_Symbol_species as Atom;
+        matches!(
+            js.own(self.array.raw(), species),
+            Some(Own::Accessor { getter, .. }) if getter.raw() == self.array_species.raw()
+        )
     }
 }

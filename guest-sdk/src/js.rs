@@ -16,6 +16,9 @@ use javy::quickjs::{qjs, Ctx, Value};
 pub use qjs::JSAtom as Atom;
 pub use qjs::JSValue as Raw;
 
+/// The largest index [`Js::index`] makes an atom for.
+pub const MAX_INDEX: u32 = (1 << 31) - 1;
+
 /// A value or atom made at initialization and never released: the snapshot owns it, so
 /// every instance uses it as it is, without counting references.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,11 @@ impl<'js> Owned<'js> {
         std::mem::forget(self);
         value
     }
+
+    pub fn is_undefined(&self) -> bool {
+        // SAFETY: reading a value's tag.
+        unsafe { qjs::JS_IsUndefined(self.value) }
+    }
 }
 
 impl Drop for Owned<'_> {
@@ -81,11 +89,17 @@ impl Drop for Owned<'_> {
 /// An own property, as `Object.getOwnPropertyDescriptor` sees it (no getter runs).
 pub enum Own<'js> {
     Absent,
-    Data { value: Owned<'js>, writable: bool },
-    Accessor { setter: Owned<'js> },
+    Data {
+        value: Owned<'js>,
+        writable: bool,
+    },
+    Accessor {
+        getter: Owned<'js>,
+        setter: Owned<'js>,
+    },
 }
 
-/// Own keys of an object.
+/// Own keys of an object, in `Object.keys` order.
 pub struct Keys<'js> {
     js: Js<'js>,
     tab: *mut qjs::JSPropertyEnum,
@@ -213,6 +227,20 @@ impl<'js> Js<'js> {
         }
     }
 
+    /// `object[atom]`, a [[Get]]: only for the prelude's own objects, whose properties
+    /// are plain data.
+    pub fn get(self, object: Raw, atom: Atom) -> Option<Owned<'js>> {
+        // SAFETY: `object` is a live value of this context.
+        self.own_value(unsafe { qjs::JS_GetProperty(self.cx, object, atom) })
+    }
+
+    /// The atom of an array index up to [`MAX_INDEX`]: a tagged integer, never freed.
+    pub fn index(self, i: u32) -> Atom {
+        debug_assert!(i <= MAX_INDEX);
+        // SAFETY: below 2^31, QuickJS makes the atom from the number alone.
+        unsafe { qjs::JS_NewAtomUInt32(self.cx, i) }
+    }
+
     pub fn own(self, object: Raw, atom: Atom) -> Option<Own<'js>> {
         let mut desc = qjs::JSPropertyDescriptor {
             flags: 0,
@@ -230,7 +258,7 @@ impl<'js> Js<'js> {
                         js: self,
                         value: desc.value,
                     };
-                    let _getter = Owned {
+                    let getter = Owned {
                         js: self,
                         value: desc.getter,
                     };
@@ -239,7 +267,7 @@ impl<'js> Js<'js> {
                         value: desc.setter,
                     };
                     if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
-                        Some(Own::Accessor { setter })
+                        Some(Own::Accessor { getter, setter })
                     } else {
                         let writable = desc.flags & qjs::JS_PROP_WRITABLE as i32 != 0;
                         Some(Own::Data { value, writable })
@@ -253,6 +281,17 @@ impl<'js> Js<'js> {
     pub fn prototype(self, object: Raw) -> Option<Owned<'js>> {
         // SAFETY: `object` is a live value of this context.
         self.own_value(unsafe { qjs::JS_GetPrototype(self.cx, object) })
+    }
+
+    pub fn length(self, array: Raw) -> Option<i64> {
+        let mut length = 0i64;
+        // SAFETY: `array` is a live value of this context.
+        (unsafe { qjs::JS_GetLength(self.cx, array, &mut length) } >= 0).then_some(length)
+    }
+
+    /// The own enumerable string keys, as `Object.keys` lists them.
+    pub fn keys(self, object: Raw) -> Option<Keys<'js>> {
+        self.own_keys(object, qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY)
     }
 
     /// All own string keys, enumerable or not.
@@ -271,6 +310,39 @@ impl<'js> Js<'js> {
         Some(Keys { js: self, tab, len })
     }
 
+    /// `value` as UTF-8, if it is a string (or, for numbers, its JS spelling) that UTF-8 can
+    /// hold: a lone surrogate comes back as `None`.
+    pub fn utf8(self, value: Raw) -> Option<String> {
+        let mut len = 0;
+        // SAFETY: the returned buffer holds `len` bytes until JS_FreeCString.
+        unsafe {
+            let ptr = qjs::JS_ToCStringLen2(self.cx, &mut len, value, false);
+            if ptr.is_null() {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
+            let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
+            qjs::JS_FreeCString(self.cx, ptr);
+            text
+        }
+    }
+
+    /// An atom's name as UTF-8 (`None` for a lone surrogate).
+    pub fn atom_utf8(self, atom: Atom) -> Option<String> {
+        let mut len = 0;
+        // SAFETY: the returned buffer holds `len` bytes until JS_FreeCString.
+        unsafe {
+            let ptr = qjs::JS_AtomToCStringLen(self.cx, &mut len, atom);
+            if ptr.is_null() {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
+            let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
+            qjs::JS_FreeCString(self.cx, ptr);
+            text
+        }
+    }
+
     /// `f(...args)` with `this` undefined.
     pub fn call(self, f: Raw, args: &[Raw]) -> Option<Owned<'js>> {
         // SAFETY: `args` are live values; QuickJS only reads them.
@@ -285,6 +357,12 @@ impl<'js> Js<'js> {
         })
     }
 
+    /// `a === b`.
+    pub fn strict_equal(self, a: Raw, b: Raw) -> bool {
+        // SAFETY: both are live values of this context.
+        unsafe { qjs::JS_IsStrictEqual(self.cx, a, b) }
+    }
+
     /// Drops the pending exception, if any.
     pub fn clear_exception(self) {
         // SAFETY: JS_GetException hands over the pending exception (or undefined).
@@ -292,5 +370,38 @@ impl<'js> Js<'js> {
             js: self,
             value: unsafe { qjs::JS_GetException(self.cx) },
         });
+    }
+}
+
+/// A value's class: plain objects and arrays are told apart from proxies, functions and
+/// the like by it.
+pub fn class_id(value: Raw) -> u32 {
+    // SAFETY: reading a value's header; JS_GetClassID returns 0 for non-objects.
+    unsafe { qjs::JS_GetClassID(value) }
+}
+
+/// What a value is, for JSON.
+pub enum Primitive {
+    String,
+    Int(i32),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Undefined,
+    Other,
+}
+
+pub fn primitive(value: Raw) -> Primitive {
+    // SAFETY: reading a value's tag and payload.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(value) {
+            qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => Primitive::String,
+            qjs::JS_TAG_INT => Primitive::Int(qjs::JS_VALUE_GET_INT(value)),
+            qjs::JS_TAG_FLOAT64 => Primitive::Float(qjs::JS_VALUE_GET_FLOAT64(value)),
+            qjs::JS_TAG_BOOL => Primitive::Bool(qjs::JS_VALUE_GET_BOOL(value)),
+            qjs::JS_TAG_NULL => Primitive::Null,
+            qjs::JS_TAG_UNDEFINED => Primitive::Undefined,
+            _ => Primitive::Other,
+        }
     }
 }

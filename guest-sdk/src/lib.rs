@@ -7,12 +7,13 @@
 //! typed errors, `console`, `cb`, the Actions `event` and `api`, outcome reading) lives in
 //! `prelude.js`; this file provides the natives it calls and runs an execution:
 //! [`inputs`] writes the WIT arguments into the objects the prelude built for them, the
-//! prelude's `run` calls the rule, and its `read` gives the result back ([`outcome`]).
+//! prelude's `run` calls the rule, and [`outcome`] reads the result back.
 //!
 //! An execution costs wasm instructions (the host's fuel) on every token request, so its
-//! path is kept short: whatever can be built before the snapshot is, and the inputs are
-//! written in place with raw QuickJS calls ([`js`]). Each shortcut only stands where the
-//! rule cannot tell the difference ([`builtins`]).
+//! path is kept short: whatever can be built before the snapshot is, the inputs are
+//! written in place with raw QuickJS calls ([`js`]), and common tokens are read without
+//! running JS. Each shortcut only stands where the rule cannot tell the difference
+//! ([`builtins`]).
 
 mod builtins;
 mod inputs;
@@ -31,7 +32,7 @@ use javy::{Config, Runtime};
 use builtins::Builtins;
 use inputs::{Inputs, Unfilled};
 use js::{Js, Kept};
-use outcome::read_outcome;
+use outcome::{read_outcome, Reader};
 
 mod bindings {
     wit_bindgen::generate!({
@@ -70,6 +71,7 @@ struct Glue {
     run: Kept,
     read: Kept,
     inputs: Inputs,
+    reader: Reader,
 }
 
 thread_local! {
@@ -156,7 +158,7 @@ fn load(source: &str) -> String {
 fn keep_glue<'js>(cx: &Ctx<'js>, glue: &Object<'js>) -> Result<Glue, String> {
     let layout: Object = call_glue(glue, "layout", ())?;
     let layout_error = |e: javy::quickjs::Error| format!("layout: {e}");
-    let builtins = Builtins::new(&layout).map_err(layout_error)?;
+    let builtins = Builtins::new(cx, &layout).map_err(layout_error)?;
     let js = Js::new(cx);
     // Whether the rule left the built-ins that assigning the inputs and parsing the prior
     // claims would call as they were; if not, those go the long way, as they always did.
@@ -174,6 +176,7 @@ fn keep_glue<'js>(cx: &Ctx<'js>, glue: &Object<'js>) -> Result<Glue, String> {
         run: function("run")?,
         read: function("read")?,
         inputs,
+        reader: Reader::new(cx, &layout, builtins).map_err(layout_error)?,
     })
 }
 
@@ -372,6 +375,10 @@ fn execute(
     }
 
     runtime.context().with(|cx| {
+        if let Some(token) = glue.reader.token(Js::new(&cx)) {
+            return Ok(token);
+        }
+        // The reference path: the prelude's `read()`.
         let outcome = glue
             .read
             .value(&cx)

@@ -7,7 +7,8 @@
 // anything building them per call. The prelude evaluates to an object of functions the
 // Rust side keeps: `checkLoaded` decides the rule's style, `layout` then tells lib.rs where
 // the inputs go, `run` starts one execution, `read` turns its state into a plain outcome
-// that Rust copies into the WIT result, `compileError` describes a failed evaluation.
+// that Rust copies into the WIT result (Rust reads plain tokens itself, to the same
+// result), `compileError` describes a failed evaluation.
 //
 // Two styles of rule, one outcome: the legacy `module.exports = function (client, scope,
 // audience, context, cb)` and the Actions `exports.onExecuteCredentialsExchange = async
@@ -53,8 +54,13 @@
     arrayPrototype: Array.prototype,
     arrayIteratorPrototype: protoOf([][Symbol.iterator]()),
     iteratorPrototype: protoOf(protoOf([][Symbol.iterator]())),
+    array: Array,
     arrayIterator: Array.prototype[Symbol.iterator],
     arrayIteratorNext: protoOf([][Symbol.iterator]()).next,
+    arrayEvery: Array.prototype.every,
+    arraySlice: Array.prototype.slice,
+    arrayPush: Array.prototype.push,
+    arraySpecies: describe(Array, Symbol.species).get,
     objectProtoSetter: describe(Object.prototype, '__proto__').set,
   };
 
@@ -459,7 +465,8 @@
     }
   }
 
-  // The outcome in `state`, as a plain object for lib.rs.
+  // The outcome in `state`, as a plain object for lib.rs. (lib.rs reads the common
+  // outcomes, tokens of plain values, itself; this is the reference it must agree with.)
   function read() {
     if (!state.settled) {
       if (style === 'actions') {
@@ -483,9 +490,10 @@
     }
   }
 
-  // What lib.rs needs, once the rule is loaded, to fill in the inputs.
+  // What lib.rs needs, once the rule is loaded, to fill in the inputs and to read outcomes
+  // itself where that is invisible.
   function layout() {
-    return { client, metadata, scope, request, body, secrets, priorScope, priorClaims, builtins: BUILTINS };
+    return { client, metadata, scope, request, body, secrets, priorScope, priorClaims, state, builtins: BUILTINS };
   }
 
   function location(e, field, pattern) {

@@ -46,7 +46,7 @@ fn seed_rule_adds_its_claim_and_the_extra_scope() {
 fn seed_rule_fuel_is_pinned() {
     let rule = compile(SEED_RULE);
     let fuel = engine().execute(&rule, &event("seed.json")).fuel_used;
-    const EXPECTED: u64 = 81_700;
+    const EXPECTED: u64 = 35_000;
     const THRESHOLD_PCT: u64 = 10;
     let delta = fuel.abs_diff(EXPECTED) * 100 / EXPECTED;
     assert!(
