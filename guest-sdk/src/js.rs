@@ -314,28 +314,34 @@ impl<'js> Js<'js> {
     /// hold: a lone surrogate comes back as `None`.
     pub fn utf8(self, value: Raw) -> Option<String> {
         let mut len = 0;
-        // SAFETY: the returned buffer holds `len` bytes until JS_FreeCString.
+        // SAFETY: a live context and value; `owned_utf8` frees the buffer.
         unsafe {
             let ptr = qjs::JS_ToCStringLen2(self.cx, &mut len, value, false);
-            if ptr.is_null() {
-                return None;
-            }
-            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
-            let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
-            qjs::JS_FreeCString(self.cx, ptr);
-            text
+            self.owned_utf8(ptr, len)
         }
     }
 
     /// An atom's name as UTF-8 (`None` for a lone surrogate).
     pub fn atom_utf8(self, atom: Atom) -> Option<String> {
         let mut len = 0;
-        // SAFETY: the returned buffer holds `len` bytes until JS_FreeCString.
+        // SAFETY: a live context and atom; `owned_utf8` frees the buffer.
         unsafe {
             let ptr = qjs::JS_AtomToCStringLen(self.cx, &mut len, atom);
-            if ptr.is_null() {
-                return None;
-            }
+            self.owned_utf8(ptr, len)
+        }
+    }
+
+    /// Copies a C string QuickJS returned (null on failure) into a `String` if it is valid
+    /// UTF-8, and frees it.
+    ///
+    /// # Safety
+    /// `ptr` is null or a buffer of `len` bytes from `JS_*ToCString*` on this context.
+    unsafe fn owned_utf8(self, ptr: *const std::ffi::c_char, len: qjs::size_t) -> Option<String> {
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: the caller's contract: `len` bytes, valid until JS_FreeCString.
+        unsafe {
             let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
             let text = std::str::from_utf8(bytes).ok().map(str::to_owned);
             qjs::JS_FreeCString(self.cx, ptr);
