@@ -128,6 +128,30 @@ impl TestServer {
         logs
     }
 
+    /// Stops the server as an operator does, with SIGTERM, and waits (at most 10 s) for
+    /// its graceful shutdown; then starts it again on the same data directory. Returns the
+    /// first run's stderr.
+    pub fn terminate_and_restart(&mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            let sent = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGTERM");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("tokenhost did not stop within 10 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let logs = self.stop_and_logs();
+        self.spawn();
+        logs
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -209,3 +209,25 @@ async fn tokenhost_logs_follow_prints_a_live_execution() {
     assert!(first.contains(&format!("client={id}")), "{first}");
     assert!(console.contains("calling upstream with"), "{console}");
 }
+
+#[tokio::test]
+async fn executions_just_before_a_graceful_shutdown_are_kept() {
+    let mut server = TestServer::start(&[]);
+    let admin = server.admin_token().await;
+    let (id, secret) = server
+        .setup_client(&admin, API, "ES256", &["test"], json!({"kind": "good"}))
+        .await;
+    server.add_rule(&admin, "last words", NOISY_RULE).await;
+    // Entries wait up to 50 ms in the recorder for their batch; SIGTERM comes sooner.
+    for _ in 0..3 {
+        server.client_token(&id, &secret, API).await;
+    }
+    server.terminate_and_restart();
+    let admin = server.admin_token().await;
+    let entries = logs(&server, &admin, &format!("?client_id={id}")).await;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e["outcome"] == "issued"),
+        "{entries:?}"
+    );
+}

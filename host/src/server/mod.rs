@@ -162,13 +162,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         state.config.issuer
     );
     tracing::info!(%local, issuer = %state.config.issuer, "listening");
-    axum::serve(
+    let logs = state.logs.clone();
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(|e| ServeError::Other(e.to_string()))
+    .map_err(|e| ServeError::Other(e.to_string()));
+    // The last requests' rule log entries are still in the recorder's buffer.
+    logs.flush().await;
+    served
 }
 
 async fn shutdown_signal() {

@@ -2,16 +2,20 @@
 //!
 //! The token endpoint hands each execution's entry to [`LogRecorder::record`], which never
 //! blocks: the entry goes to live subscribers (`/api/v2/logs/stream`) at once and into a
-//! bounded queue that a background task writes to the store in batches, pruning to the
-//! retention limits as it goes. If the queue is full the entry is dropped from storage (and
-//! counted), never the token request delayed.
+//! bounded buffer that a background task writes to the store in batches, pruning to the
+//! retention limits as it goes. If the buffer is full the entry is dropped from storage
+//! (and counted), never the token request delayed.
+//!
+//! Only the entry that finds the buffer empty wakes the writer, which then lets a batch
+//! gather for [`BATCH_WAIT`]: a busy server pays one task wake-up per batch, not one per
+//! token (a wake-up per token cost more than the insert itself, often a cross-core IPI).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, Notify};
 
 use crate::credentials::generate_id;
 use crate::rules::{Execution, LogLine, Outcome};
@@ -20,10 +24,15 @@ use crate::store::{rfc3339_ms, LogEntry, Store};
 /// CONTRACT.md: 10,000 entries and 10 days, whichever first.
 pub const RETAIN_ENTRIES: usize = 10_000;
 pub const RETAIN_FOR: Duration = Duration::from_secs(10 * 24 * 3600);
+/// Entries waiting for the writer at most; more are dropped from storage.
 const QUEUE: usize = 8192;
-const BATCH: usize = 512;
+/// How long the writer lets a batch gather after its first entry.
 const BATCH_WAIT: Duration = Duration::from_millis(50);
+/// Prune at least this often (for the age limit), and whenever a tenth of the entry limit
+/// has been written since the last prune: the table stays near its limit, so its indexes
+/// stay small and cached instead of growing by a minute's worth of entries under load.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_AFTER_ENTRIES: usize = RETAIN_ENTRIES / 10;
 const LIVE_BACKLOG: usize = 1024;
 
 /// What is known of the request an execution belonged to.
@@ -37,10 +46,25 @@ pub struct RequestContext<'a> {
 /// The recorder's handle, cheap to clone.
 #[derive(Clone)]
 pub struct LogRecorder {
-    queue: mpsc::Sender<LogEntry>,
-    pending: Arc<Mutex<Option<mpsc::Receiver<LogEntry>>>>,
+    shared: Arc<Shared>,
     live: broadcast::Sender<Arc<LogEntry>>,
-    dropped: Arc<AtomicU64>,
+}
+
+/// What the handles and the writer share.
+struct Shared {
+    /// Entries not yet written, oldest first.
+    buffer: Mutex<Vec<LogEntry>>,
+    /// Signalled when an entry finds the buffer empty.
+    arrived: Notify,
+    /// Where the writer writes, once started.
+    store: OnceLock<Arc<dyn Store>>,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn take(&self) -> Vec<LogEntry> {
+        std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl std::fmt::Debug for LogRecorder {
@@ -59,35 +83,58 @@ impl Default for LogRecorder {
 
 impl LogRecorder {
     pub fn new() -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(LIVE_BACKLOG);
         LogRecorder {
-            queue,
-            pending: Arc::new(Mutex::new(Some(receiver))),
+            shared: Arc::new(Shared {
+                buffer: Mutex::new(Vec::new()),
+                arrived: Notify::new(),
+                store: OnceLock::new(),
+                dropped: AtomicU64::new(0),
+            }),
             live,
-            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Starts the background writer (once; later calls do nothing). Needs a Tokio runtime.
     pub fn start(&self, store: Arc<dyn Store>) {
-        let receiver = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(receiver) = receiver {
-            tokio::spawn(write_batches(receiver, store));
+        if self.shared.store.set(store.clone()).is_ok() {
+            tokio::spawn(write_batches(self.shared.clone(), store));
         }
     }
 
     /// Records an entry without waiting.
     pub fn record(&self, entry: LogEntry) {
-        let entry = Arc::new(entry);
-        // No subscriber is not an error.
-        let _ = self.live.send(entry.clone());
-        if self.queue.try_send(Arc::unwrap_or_clone(entry)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let entry = if self.live.receiver_count() > 0 {
+            let entry = Arc::new(entry);
+            // A subscriber may have gone since the count: not an error.
+            let _ = self.live.send(entry.clone());
+            Arc::unwrap_or_clone(entry)
+        } else {
+            entry
+        };
+        let first = {
+            let mut buffer = self.shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            if buffer.len() >= QUEUE {
+                drop(buffer);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            buffer.push(entry);
+            buffer.len() == 1
+        };
+        if first {
+            self.shared.arrived.notify_one();
+        }
+    }
+
+    /// Writes what is buffered now (at shutdown, so that no recorded entry is lost).
+    pub async fn flush(&self) {
+        let Some(store) = self.shared.store.get().cloned() else {
+            return;
+        };
+        let batch = self.shared.take();
+        if !batch.is_empty() {
+            write(store, batch, false).await;
         }
     }
 
@@ -96,42 +143,49 @@ impl LogRecorder {
         self.live.subscribe()
     }
 
-    /// Entries that could not be queued for storage.
+    /// Entries that could not be buffered for storage.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
-async fn write_batches(mut receiver: mpsc::Receiver<LogEntry>, store: Arc<dyn Store>) {
+async fn write_batches(shared: Arc<Shared>, store: Arc<dyn Store>) {
     let mut last_prune = tokio::time::Instant::now();
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(entry)) => batch.push(entry),
-                Ok(None) | Err(_) => break,
-            }
+    let mut written_since_prune = 0;
+    loop {
+        shared.arrived.notified().await;
+        tokio::time::sleep(BATCH_WAIT).await;
+        let batch = shared.take();
+        if batch.is_empty() {
+            // `flush` took it.
+            continue;
         }
-        let prune = last_prune.elapsed() >= PRUNE_EVERY;
+        written_since_prune += batch.len();
+        let prune =
+            last_prune.elapsed() >= PRUNE_EVERY || written_since_prune >= PRUNE_AFTER_ENTRIES;
         if prune {
             last_prune = tokio::time::Instant::now();
+            written_since_prune = 0;
         }
-        let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            store.append_logs(&batch)?;
-            if prune {
-                let oldest = now_ms() - RETAIN_FOR.as_millis() as i64;
-                store.prune_logs(RETAIN_ENTRIES, oldest)?;
-            }
-            Ok::<_, crate::store::StoreError>(())
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot store rule logs"),
-            Err(e) => tracing::error!(error = %e, "rule log writer failed"),
+        write(store.clone(), batch, prune).await;
+    }
+}
+
+/// Stores `batch` on a blocking thread, then prunes if asked; failures go to the log.
+async fn write(store: Arc<dyn Store>, batch: Vec<LogEntry>, prune: bool) {
+    let written = tokio::task::spawn_blocking(move || {
+        store.append_logs(&batch)?;
+        if prune {
+            let oldest = now_ms() - RETAIN_FOR.as_millis() as i64;
+            store.prune_logs(RETAIN_ENTRIES, oldest)?;
         }
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot store rule logs"),
+        Err(e) => tracing::error!(error = %e, "rule log writer failed"),
     }
 }
 
