@@ -7,10 +7,15 @@ endpoint for each rule configuration (none, the seed rule, a chain of three rule
 each algorithm. It prints throughput and latency per phase, the with-rule / no-rule
 throughput ratios measured in this same run, and whether the targets are met.
 
+`--configs none,seed,component` adds a phase with the Rust rule component of the tests
+(tests/fixtures/rust-rule.wasm) instead of JS: what a rule's wasm instance costs without
+the JS interpreter.
+
 Exit status: 0 when every request got a 200 (a missed target is reported, not an error);
 1 when any request failed, a token did not carry the expected claims, or setup failed.
 
 Usage: python3 bench/run.py [--duration S | --quick] [--connections N] [--rounds N] [--markdown]
+                           [--configs none,seed,...] [--algs ES256,RS256]
 Standard library only; installs the Debian `wrk` package when `wrk` is not on PATH.
 """
 
@@ -40,6 +45,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 LUA_SCRIPT = BENCH_DIR / "token.lua"
 SEED_RULE = ROOT / "rules" / "myrule.js"
+RUST_RULE = ROOT / "tests" / "fixtures" / "rust-rule.wasm"
 
 HOST = "127.0.0.1"
 # Tokens name this issuer; nothing is ever sent to it (the server's own address comes from
@@ -56,6 +62,7 @@ SEED_CLAIM = "https://foo.com/claim"
 TIER_CLAIM = "https://tokenhost.dev/tier"
 IP_CLAIM = "https://tokenhost.dev/client_ip"
 UA_CLAIM = "https://tokenhost.dev/user_agent"
+LANG_CLAIM = "https://tokenhost.dev/lang"
 BENCH_UA = "tokenhost-bench"  # what token.lua and verify() send as User-Agent
 
 # Two small, realistic rules that follow the seed in the chain. Each passes the scope on:
@@ -83,7 +90,12 @@ module.exports = function (client, scope, audience, context, cb) {
 """
 
 CONFIGS = ("none", "seed", "chain")
-CONFIG_RULES = {"none": (), "seed": ("seed",), "chain": ("seed", "tier", "request")}
+CONFIG_RULES = {
+    "none": (),
+    "seed": ("seed",),
+    "chain": ("seed", "tier", "request"),
+    "component": ("rust",),
+}
 
 # Targets (seed rule, ES256).
 TARGET_TOKENS_PER_S = 6000
@@ -294,6 +306,13 @@ def set_up(api: Api) -> Setup:
             {"name": f"bench {name}", "script": script, "enabled": False, "order": order},
         )
         setup.rule_ids[name] = rule["id"]
+    component = base64.b64encode(RUST_RULE.read_bytes()).decode()
+    rule = api.mgmt(
+        "POST",
+        "/api/v2/rules",
+        {"name": "bench rust", "component": component, "enabled": False, "order": len(sources) + 1},
+    )
+    setup.rule_ids["rust"] = rule["id"]
     return setup
 
 
@@ -327,6 +346,10 @@ def verify(api: Api, setup: Setup, config: str, alg: str) -> None:
     if "request" in CONFIG_RULES[config]:
         expected[IP_CLAIM] = HOST
         expected[UA_CLAIM] = BENCH_UA
+    if "rust" in CONFIG_RULES[config]:
+        expected[TIER_CLAIM] = CLIENT_TIER
+        expected[LANG_CLAIM] = "rust"
+        scopes.append("rust")
     problems = []
     if header.get("alg") != alg:
         problems.append(f"header alg {header.get('alg')!r}, expected {alg!r}")
@@ -509,9 +532,11 @@ def report(phases: list[Phase], args, load: float) -> None:
         print(f"* other work used more than {NOISY} cores during this phase: its throughput is understated.")
     print()
     ratio_rows = []
-    for alg in ALGS:
+    for alg in args.algs:
         base = by[("none", alg)]
-        for config in CONFIGS[1:]:
+        for config in args.configs:
+            if config == "none":
+                continue
             p = by[(config, alg)]
             ratio_rows.append((f"{config} / none", alg, f"{div(p.tokens_per_s, base.tokens_per_s):.2f}",
                                f"{div(base.server_us_per_token, p.server_us_per_token):.2f}"))
@@ -566,6 +591,10 @@ def parse_args(argv: list[str]):
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat every phase this many times and keep each phase's best round (default 1)")
     p.add_argument("--markdown", action="store_true", help="print the results as Markdown")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help=f"rule configurations to measure, from {', '.join(CONFIG_RULES)} "
+                        f"(default {','.join(CONFIGS)}; none and seed are always needed)")
+    p.add_argument("--algs", default=",".join(ALGS), help=f"algorithms (default {','.join(ALGS)})")
     p.add_argument("--binary", type=Path, default=None,
                    help="the tokenhost binary (default: $CARGO_TARGET_DIR or target, /release/tokenhost)")
     args = p.parse_args(argv)
@@ -575,6 +604,16 @@ def parse_args(argv: list[str]):
         args.warmup = 1 if args.quick else 2
     if args.duration < 1 or args.warmup < 1 or args.rounds < 1 or args.connections < args.threads:
         p.error("--duration and --warmup must be >= 1 s, --rounds >= 1, --connections >= --threads")
+    args.configs = tuple(dict.fromkeys(c.strip() for c in args.configs.split(",") if c.strip()))
+    args.algs = tuple(dict.fromkeys(a.strip() for a in args.algs.split(",") if a.strip()))
+    if unknown := [c for c in args.configs if c not in CONFIG_RULES]:
+        p.error(f"unknown --configs {', '.join(unknown)}: choose from {', '.join(CONFIG_RULES)}")
+    if "none" not in args.configs or "seed" not in args.configs:
+        p.error("--configs must include none and seed (the targets compare them)")
+    if unknown := [a for a in args.algs if a not in ALGS]:
+        p.error(f"unknown --algs {', '.join(unknown)}: choose from {', '.join(ALGS)}")
+    if "ES256" not in args.algs:
+        p.error("--algs must include ES256 (the targets are for ES256)")
     if args.binary is None:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         args.binary = (target if target.is_absolute() else ROOT / target) / "release" / "tokenhost"
@@ -599,9 +638,9 @@ def main(argv: list[str]) -> int:
         api = Api(server.port)
         setup = set_up(api)
         for round_ in range(1, args.rounds + 1):
-            for config in CONFIGS:
+            for config in args.configs:
                 configure(api, setup, config)
-                for alg in ALGS:
+                for alg in args.algs:
                     verify(api, setup, config, alg)
                     run_wrk(wrk, server, setup, config, alg, args, args.warmup)
                     phase = run_wrk(wrk, server, setup, config, alg, args, args.duration)
