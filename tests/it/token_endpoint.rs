@@ -395,6 +395,17 @@ async fn bad_requests_get_their_rfc_6749_errors() {
             400,
             "invalid_request",
         ),
+        case(
+            "duplicated JSON parameter",
+            "application/json",
+            None,
+            // Valid but for the repeat: the same audience twice would otherwise get a token.
+            format!(
+                r#"{{"grant_type":"client_credentials","client_id":"{id}","client_secret":"{secret}","audience":"https://api.example.com/","audience":"https://api.example.com/"}}"#
+            ),
+            400,
+            "invalid_request",
+        ),
     ];
     let mut not_utf8 = form(audience).into_bytes();
     not_utf8.extend_from_slice(b"&note=\xff\xfe");

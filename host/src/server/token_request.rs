@@ -6,7 +6,9 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use percent_encoding::percent_decode;
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use std::fmt;
 
 use super::oauth_error::OAuthError;
 
@@ -112,9 +114,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, OA
         .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?;
     match content_type.as_deref() {
         Some("application/x-www-form-urlencoded") => parse_form(text),
-        Some("application/json") => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(OAuthError::invalid_request("the JSON body must be an object")),
+        Some("application/json") => match serde_json::from_str::<JsonParameters>(text) {
+            Ok(JsonParameters(map)) => Ok(map),
+            Err(e) if e.is_data() => Err(OAuthError::invalid_request(format!(
+                "the JSON body must be an object naming each parameter once: {e}"
+            ))),
             Err(e) => Err(OAuthError::invalid_request(format!("the JSON body is malformed: {e}"))),
         },
         Some(other) => Err(OAuthError::invalid_request(format!(
@@ -123,6 +127,38 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, OA
         None => Err(OAuthError::invalid_request(
             "Content-Type is missing: use application/x-www-form-urlencoded or application/json",
         )),
+    }
+}
+
+/// A JSON body's parameters: an object, each key once. A repeated parameter is as invalid
+/// in JSON as in a form (RFC 6749 §3.2), but `serde_json` alone keeps the last silently.
+struct JsonParameters(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for JsonParameters {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Parameters;
+        impl<'de> Visitor<'de> for Parameters {
+            type Value = JsonParameters;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of parameters")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonParameters, A::Error> {
+                let mut fields = Map::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if fields.contains_key(&name) {
+                        return Err(A::Error::custom(format_args!(
+                            "parameter {name} is repeated"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    fields.insert(name, value);
+                }
+                Ok(JsonParameters(fields))
+            }
+        }
+        deserializer.deserialize_map(Parameters)
     }
 }
 
@@ -237,6 +273,38 @@ mod tests {
         assert_eq!(not_utf8.code, "invalid_request");
         let raw = parse(&form_headers(), &[0x67, 0xff]).unwrap_err();
         assert_eq!(raw.code, "invalid_request");
+    }
+
+    #[test]
+    fn a_json_body_names_each_parameter_once() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let fine = br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s"}"#;
+        assert_eq!(parse(&h, fine).unwrap().client_id, "a");
+        let repeated = parse(
+            &h,
+            br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s","client_id":"b"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(repeated.code, "invalid_request");
+        assert!(
+            repeated.description.contains("client_id is repeated"),
+            "{}",
+            repeated.description
+        );
+        let array = parse(&h, br#"["grant_type"]"#).unwrap_err();
+        assert_eq!(array.code, "invalid_request");
+        assert!(
+            array.description.contains("must be an object"),
+            "{}",
+            array.description
+        );
+        let broken = parse(&h, br#"{"grant_type":"#).unwrap_err();
+        assert!(
+            broken.description.contains("malformed"),
+            "{}",
+            broken.description
+        );
     }
 
     #[test]
