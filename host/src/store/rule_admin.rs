@@ -3,8 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::sqlite::SqliteStore;
-use super::{RuleSource, StoreError, StoreResult};
+use super::sqlite::{upsert_rule, SqliteStore};
+use super::{Rule, RuleSource, StoreError, StoreResult};
 
 /// A rule secret as stored: the value is sealed (see `secret_box`), bound to rule and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +43,9 @@ pub trait RuleAdminStore {
     /// A rule's versions, oldest first.
     fn list_rule_versions(&self, rule_id: &str) -> StoreResult<Vec<RuleVersion>>;
     fn get_rule_version(&self, rule_id: &str, number: u32) -> StoreResult<Option<RuleVersion>>;
-    /// Stores `version` as the rule's next version (its `number` is ignored) and returns
-    /// the number it got.
-    fn add_rule_version(&self, rule_id: &str, version: &RuleVersion) -> StoreResult<u32>;
+    /// Stores `rule` (insert or replace) and `version` as its next version (its `number`
+    /// is ignored), both or neither; returns the number the version got.
+    fn put_rule_version(&self, rule: &Rule, version: &RuleVersion) -> StoreResult<u32>;
 }
 
 fn version_from_row(row: &Row<'_>) -> StoreResult<RuleVersion> {
@@ -147,15 +147,18 @@ impl RuleAdminStore for SqliteStore {
         rows.next()?.map(version_from_row).transpose()
     }
 
-    fn add_rule_version(&self, rule_id: &str, version: &RuleVersion) -> StoreResult<u32> {
+    fn put_rule_version(&self, rule: &Rule, version: &RuleVersion) -> StoreResult<u32> {
+        let rule_id = rule.id.as_str();
         let (kind, script, component) = match &version.source {
             RuleSource::Script(s) => ("script", Some(s.as_str()), None),
             RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
         };
         let mut conn = self.conn();
-        // Read the last number and insert in one write transaction, so two writers can
-        // never take the same number.
+        // Store the rule, read the last number and insert in one write transaction: a
+        // rule is never left without the version of its current source, and two writers
+        // can never take the same number.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        upsert_rule(&tx, rule)?;
         let last: Option<u32> = tx
             .query_row(
                 "SELECT MAX(number) FROM rule_versions WHERE rule_id = ?1",
@@ -188,22 +191,24 @@ impl RuleAdminStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Rule, Store};
+    use crate::store::Store;
+
+    fn rule(id: &str, name: &str) -> Rule {
+        Rule {
+            id: id.into(),
+            name: name.into(),
+            source: RuleSource::Script("s".into()),
+            enabled: true,
+            order: 1,
+            artifact: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
 
     fn store_with_rule(id: &str) -> SqliteStore {
         let store = SqliteStore::open_in_memory().unwrap();
-        store
-            .put_rule(&Rule {
-                id: id.into(),
-                name: format!("name-{id}"),
-                source: RuleSource::Script("s".into()),
-                enabled: true,
-                order: 1,
-                artifact: None,
-                created_at: 1,
-                updated_at: 1,
-            })
-            .unwrap();
+        store.put_rule(&rule(id, &format!("name-{id}"))).unwrap();
         store
     }
 
@@ -220,8 +225,9 @@ mod tests {
     #[test]
     fn versions_are_numbered_per_rule_and_go_with_the_rule() {
         let store = store_with_rule("r1");
-        assert_eq!(store.add_rule_version("r1", &version("a")).unwrap(), 1);
-        assert_eq!(store.add_rule_version("r1", &version("b")).unwrap(), 2);
+        let r1 = rule("r1", "name-r1");
+        assert_eq!(store.put_rule_version(&r1, &version("a")).unwrap(), 1);
+        assert_eq!(store.put_rule_version(&r1, &version("b")).unwrap(), 2);
         let listed = store.list_rule_versions("r1").unwrap();
         assert_eq!(
             listed.iter().map(|v| v.number).collect::<Vec<_>>(),
@@ -232,8 +238,18 @@ mod tests {
             RuleSource::Script("a".into())
         );
         assert_eq!(store.get_rule_version("r1", 3).unwrap(), None);
-        // A version needs its rule.
-        assert!(store.add_rule_version("nope", &version("x")).is_err());
+        // A rule that cannot be stored (its name is taken) gets no version either.
+        let clash = rule("r2", "name-r1");
+        assert!(store.put_rule_version(&clash, &version("x")).is_err());
+        assert!(store.list_rule_versions("r2").unwrap().is_empty());
+        // The first version of a new rule stores the rule too.
+        assert_eq!(
+            store
+                .put_rule_version(&rule("r3", "name-r3"), &version("c"))
+                .unwrap(),
+            1
+        );
+        assert!(store.list_rules().unwrap().iter().any(|r| r.id == "r3"));
         let secret = SealedSecret {
             name: "K".into(),
             sealed: vec![0],

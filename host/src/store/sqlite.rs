@@ -78,6 +78,38 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Maps a write's error: a UNIQUE clash is `Conflict` about `what`, anything else `Backend`.
+/// Inserts or replaces `rule` (on `conn`, so that it can be part of a transaction).
+pub(super) fn upsert_rule(conn: &Connection, rule: &Rule) -> StoreResult<()> {
+    let (kind, script, component) = match &rule.source {
+        RuleSource::Script(s) => ("script", Some(s.as_str()), None),
+        RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
+    };
+    conn.prepare_cached(
+        "INSERT INTO rules (id, name, source_kind, script, component, enabled, ord,
+             artifact, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+             source_kind = excluded.source_kind, script = excluded.script,
+             component = excluded.component, enabled = excluded.enabled,
+             ord = excluded.ord, artifact = excluded.artifact,
+             created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        rule.id,
+        rule.name,
+        kind,
+        script,
+        component,
+        rule.enabled,
+        rule.order,
+        rule.artifact,
+        rule.created_at,
+        rule.updated_at,
+    ])
+    .map_err(on_unique(|| format!("a rule named {}", rule.name)))?;
+    Ok(())
+}
+
 fn on_unique(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e.sqlite_error() {
         Some(f)
@@ -362,35 +394,7 @@ impl Store for SqliteStore {
     }
 
     fn put_rule(&self, rule: &Rule) -> StoreResult<()> {
-        let (kind, script, component) = match &rule.source {
-            RuleSource::Script(s) => ("script", Some(s.as_str()), None),
-            RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
-        };
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO rules (id, name, source_kind, script, component, enabled, ord,
-                     artifact, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                     source_kind = excluded.source_kind, script = excluded.script,
-                     component = excluded.component, enabled = excluded.enabled,
-                     ord = excluded.ord, artifact = excluded.artifact,
-                     created_at = excluded.created_at, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                rule.id,
-                rule.name,
-                kind,
-                script,
-                component,
-                rule.enabled,
-                rule.order,
-                rule.artifact,
-                rule.created_at,
-                rule.updated_at,
-            ])
-            .map_err(on_unique(|| format!("a rule named {}", rule.name)))?;
-        Ok(())
+        upsert_rule(&self.conn(), rule)
     }
 
     fn delete_rule(&self, id: &str) -> StoreResult<bool> {

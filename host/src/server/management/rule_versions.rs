@@ -16,7 +16,7 @@ use super::scopes::*;
 use super::{blocking, write};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{Rule, RuleSource, RuleVersion};
+use crate::store::{RuleSource, RuleVersion};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionView {
@@ -59,23 +59,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(get_one))
         .routes(routes!(deploy))
-}
-
-/// Records `rule`'s current source as its next version; returns the number.
-pub(super) fn record(
-    state: &AppState,
-    rule: &Rule,
-    by: &str,
-    deployed_from: Option<u32>,
-) -> Result<u32, ApiError> {
-    let version = RuleVersion {
-        number: 0,
-        source: rule.source.clone(),
-        created_at: rule.updated_at,
-        created_by: Some(by.to_string()),
-        deployed_from,
-    };
-    Ok(state.store.add_rule_version(&rule.id, &version)?)
 }
 
 /// A path's version number; anything else names no version (404, in our error shape rather
@@ -160,8 +143,7 @@ async fn deploy(
         rule.source = old.source;
         rule.artifact = None;
         rule.updated_at = now();
-        let rule = compile_and_store(s, rule)?;
-        let new = record(s, &rule, &by, Some(number))?;
+        let (rule, new) = compile_and_store(s, rule, &by, Some(number))?;
         let after = RuleView::from(rule);
         audit::record(
             s,

@@ -18,12 +18,12 @@ use super::audit::{self, Change};
 use super::auth::Caller;
 use super::json::Body;
 use super::scopes::*;
-use super::{blocking, rule_versions, write};
+use super::{blocking, write};
 use crate::credentials::generate_id;
 use crate::rules::CompileError;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{Rule, RuleSource};
+use crate::store::{Rule, RuleSource, RuleVersion};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
@@ -140,17 +140,31 @@ pub(super) fn compile_error(error: CompileError) -> ApiError {
     }
 }
 
-/// Compiles `rule`'s source, then stores it with its sealed artifact.
-pub(super) fn compile_and_store(state: &AppState, mut rule: Rule) -> Result<Rule, ApiError> {
+/// Compiles `rule`'s source, then stores it with its sealed artifact and its source as its
+/// next version, made `by` a management client (`deployed_from`: the version a rollback
+/// copied), in one transaction. Returns the rule and the version's number.
+pub(super) fn compile_and_store(
+    state: &AppState,
+    mut rule: Rule,
+    by: &str,
+    deployed_from: Option<u32>,
+) -> Result<(Rule, u32), ApiError> {
     let compiled = state.compile_source(&rule.source).map_err(compile_error)?;
     rule.artifact = state
         .engine
         .seal(&compiled, &state.artifact_key)
         .map_err(|e| tracing::warn!(error = %e, "cannot seal the compiled rule"))
         .ok();
+    let version = RuleVersion {
+        number: 0,
+        source: rule.source.clone(),
+        created_at: rule.updated_at,
+        created_by: Some(by.to_string()),
+        deployed_from,
+    };
     state.forget_compiled(&rule.id);
-    state.store.put_rule(&rule)?;
-    Ok(rule)
+    let number = state.store.put_rule_version(&rule, &version)?;
+    Ok((rule, number))
 }
 
 pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
@@ -210,8 +224,7 @@ async fn create(
             created_at: at,
             updated_at: at,
         };
-        let rule = compile_and_store(s, rule)?;
-        rule_versions::record(s, &rule, &by, None)?;
+        let (rule, _) = compile_and_store(s, rule, &by, None)?;
         let after = RuleView::from(rule.clone());
         audit::record(s, &caller, Change::created("rule", &rule.id, &after));
         Ok(rule)
@@ -270,8 +283,7 @@ async fn update(
             Some(source) => {
                 rule.source = source;
                 rule.artifact = None;
-                let rule = compile_and_store(s, rule)?;
-                rule_versions::record(s, &rule, &by, None)?;
+                let (rule, _) = compile_and_store(s, rule, &by, None)?;
                 rule
             }
             None => {
