@@ -281,30 +281,17 @@ mod tests {
         h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let fine = br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s"}"#;
         assert_eq!(parse(&h, fine).unwrap().client_id, "a");
-        let repeated = parse(
-            &h,
+        let refused = |body: &[u8], why: &str| {
+            let err = parse(&h, body).unwrap_err();
+            assert_eq!(err.code, "invalid_request");
+            assert!(err.description.contains(why), "{}", err.description);
+        };
+        refused(
             br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s","client_id":"b"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(repeated.code, "invalid_request");
-        assert!(
-            repeated.description.contains("client_id is repeated"),
-            "{}",
-            repeated.description
+            "client_id is repeated",
         );
-        let array = parse(&h, br#"["grant_type"]"#).unwrap_err();
-        assert_eq!(array.code, "invalid_request");
-        assert!(
-            array.description.contains("must be an object"),
-            "{}",
-            array.description
-        );
-        let broken = parse(&h, br#"{"grant_type":"#).unwrap_err();
-        assert!(
-            broken.description.contains("malformed"),
-            "{}",
-            broken.description
-        );
+        refused(br#"["grant_type"]"#, "must be an object");
+        refused(br#"{"grant_type":"#, "malformed");
     }
 
     #[test]
