@@ -7,7 +7,7 @@
 //! must run, as it always did. The checks read descriptors only, so they never run a
 //! getter or anything else of the rule's.
 
-use javy::quickjs::{qjs, Ctx, Object, Value};
+use javy::quickjs::{qjs, Ctx, Object};
 
 use crate::js::{keep_atom, Atom, Js, Kept, Own};
 
@@ -33,9 +33,7 @@ impl Builtins {
     /// Reads the `builtins` of the prelude's `layout()`.
     pub fn new<'js>(cx: &Ctx<'js>, layout: &Object<'js>) -> javy::quickjs::Result<Builtins> {
         let builtins: Object = layout.get("builtins")?;
-        let kept = |name: &str| -> javy::quickjs::Result<Kept> {
-            Ok(Kept::keep(&builtins.get::<_, Value>(name)?))
-        };
+        let kept = |name: &str| Kept::property(&builtins, name);
         Ok(Builtins {
             object_prototype: kept("objectPrototype")?,
             array_prototype: kept("arrayPrototype")?,

@@ -8,7 +8,7 @@
 //! with the same [[Set]], so even a rule that put setters on `Object.prototype` sees no
 //! difference.
 
-use javy::quickjs::{Ctx, Object, Value};
+use javy::quickjs::{Ctx, Object};
 
 use crate::bindings::tokenhost::rule::types::{Claim, Client, Context};
 use crate::js::{keep_atom, Atom, Js, Kept, Owned};
@@ -55,9 +55,7 @@ impl Inputs {
         layout: &Object<'js>,
         claims_here: bool,
     ) -> javy::quickjs::Result<Inputs> {
-        let kept = |name: &str| -> javy::quickjs::Result<Kept> {
-            Ok(Kept::keep(&layout.get::<_, Value>(name)?))
-        };
+        let kept = |name: &str| Kept::property(layout, name);
         Ok(Inputs {
             client: kept("client")?,
             metadata: kept("metadata")?,

@@ -11,7 +11,7 @@
 
 use std::marker::PhantomData;
 
-use javy::quickjs::{qjs, Ctx, Value};
+use javy::quickjs::{qjs, Ctx, Object, Value};
 
 pub use qjs::JSAtom as Atom;
 pub use qjs::JSValue as Raw;
@@ -29,6 +29,11 @@ impl Kept {
     pub fn keep(value: &Value) -> Kept {
         // SAFETY: `value` is a live value of its context; the new reference is never freed.
         Kept(unsafe { qjs::JS_DupValue(value.ctx().as_raw().as_ptr(), value.as_raw()) })
+    }
+
+    /// Keeps `object[name]` (the prelude's layout objects name what the runtime keeps).
+    pub fn property(object: &Object, name: &str) -> javy::quickjs::Result<Kept> {
+        Ok(Kept::keep(&object.get::<_, Value>(name)?))
     }
 
     pub fn raw(self) -> Raw {

@@ -9,7 +9,7 @@
 //! have seen. What is read here is only read where `read()` would have called nothing a
 //! rule can replace, and the result is the same token.
 
-use javy::quickjs::{qjs, Ctx, Object, Value};
+use javy::quickjs::{qjs, Ctx, Object};
 
 use crate::bindings::tokenhost::rule::types::{
     AccessToken, Claim, FailureKind, RuleError, RuleFailure,
@@ -50,7 +50,7 @@ impl Reader {
             ))
         };
         Ok(Reader {
-            state: Kept::keep(&layout.get::<_, Value>("state")?),
+            state: Kept::property(layout, "state")?,
             token_kind: string("token")?,
             action_kind: string("action")?,
             settled: keep_atom(cx, "settled"),
