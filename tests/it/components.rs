@@ -65,3 +65,59 @@ fn garbage_is_refused() {
         "{error:?}"
     );
 }
+
+/// A component that instantiates one core module `copies` times; each instance defines
+/// one memory if `memory`.
+fn many_instances(copies: u32, memory: bool) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, InstanceSection, MemorySection, MemoryType, Module, ModuleArg, ModuleSection,
+    };
+    let mut module = Module::new();
+    if memory {
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        module.section(&memories);
+    }
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    let mut instances = InstanceSection::new();
+    for _ in 0..copies {
+        instances.instantiate(0, std::iter::empty::<(&str, ModuleArg)>());
+    }
+    component.section(&instances);
+    component.finish()
+}
+
+#[test]
+fn a_component_larger_than_its_share_of_the_pool_is_refused_at_upload() {
+    use tokenhost::rules::{CORE_INSTANCES_PER_RULE, MEMORIES_PER_RULE};
+    // One over each share: refused by the compile, before any execution could fail.
+    for (wasm, what) in [
+        (
+            many_instances(MEMORIES_PER_RULE + 1, true),
+            "linear memories",
+        ),
+        (
+            many_instances(CORE_INSTANCES_PER_RULE + 1, false),
+            "core module instances",
+        ),
+    ] {
+        let error = engine().compile_component(&wasm).unwrap_err();
+        assert!(
+            matches!(error, CompileError::InvalidComponent(_)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(what), "{error}");
+    }
+    // Within its share, the same shape gets past the pool's checks to the world's.
+    let fits = engine()
+        .compile_component(&many_instances(MEMORIES_PER_RULE, true))
+        .unwrap_err();
+    assert!(fits.to_string().contains("execute"), "{fits}");
+}

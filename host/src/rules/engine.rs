@@ -27,6 +27,15 @@ use super::store::{StoreData, EPOCH_TICK};
 /// Pages the pool keeps resident between instances: the guest's hot heap fits in it.
 const KEEP_RESIDENT: usize = 4 * 1024 * 1024;
 
+/// What one rule's component may instantiate, transitively. The JS runtime's component
+/// (main module, WASI adapter, wit-component's shims) and the Rust fixture fit; wasmtime
+/// checks every component against these in `Component::new`, so a component that would
+/// not fit its share of the pool is refused at upload, and no execution can fail for lack
+/// of pool space.
+pub const CORE_INSTANCES_PER_RULE: u32 = 8;
+pub const MEMORIES_PER_RULE: u32 = 2;
+pub const TABLES_PER_RULE: u32 = 4;
+
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -60,13 +69,16 @@ impl RuleEngine {
         limits.validate()?;
         let wasmtime_err = |e: wasmtime::Error| EngineError::Wasmtime(format!("{e:#}"));
         let slots = limits.concurrency;
-        // Each execution instantiates the guest's core modules (main, adapter, shims) and
-        // pre-initialization holds one core instance; size the pool for that.
+        // Every slot may hold one rule's worth of instances, memories and tables, and
+        // pre-initialization (one core instance of the runtime) one more share.
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots + 1)
-            .total_core_instances(slots * 8 + 8)
-            .total_memories(slots * 2 + 2)
-            .total_tables(slots * 4 + 4)
+        pool.max_core_instances_per_component(CORE_INSTANCES_PER_RULE)
+            .max_memories_per_component(MEMORIES_PER_RULE)
+            .max_tables_per_component(TABLES_PER_RULE)
+            .total_component_instances(slots + 1)
+            .total_core_instances((slots + 1) * CORE_INSTANCES_PER_RULE)
+            .total_memories((slots + 1) * MEMORIES_PER_RULE)
+            .total_tables((slots + 1) * TABLES_PER_RULE)
             // One fiber stack per execution in flight (plus pre-initialization).
             .total_stacks(slots + 1)
             .max_memory_size(limits.memory_bytes)

@@ -23,7 +23,9 @@ pub use cache::{
 };
 pub use chain::{ChainResult, ChainRule, Step};
 pub use compile::{CompileError, CompiledRule};
-pub use engine::{EngineError, RuleEngine};
+pub use engine::{
+    EngineError, RuleEngine, CORE_INSTANCES_PER_RULE, MEMORIES_PER_RULE, TABLES_PER_RULE,
+};
 pub use input::{ClientInfo, RequestInfo, RuleInput, TokenSoFar};
 pub use limits::*;
 pub use outcome::{Denial, DenialCode, Execution, Failure, Level, LogLine, Outcome, Token};
