@@ -186,7 +186,14 @@ fn deadline_stops_a_rule_with_fuel_to_spare() {
 fn top_level_infinite_loop_fails_the_upload() {
     let error = engine().compile_js("while (true) {}").unwrap_err();
     assert!(matches!(error, CompileError::TopLevel { .. }), "{error:?}");
-    assert!(error.to_string().contains("fuel"), "{error}");
+    // The top level's own budget, four executions' worth, not one execution's.
+    let budget = Limits::default().fuel * 4;
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("out of fuel ({budget} units)")),
+        "{error}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! held by the `CompiledRule`): every call gets its own store and instance from the rule's
 //! snapshot. Traps are classified by type, never by message text.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use wasmtime::Trap;
@@ -87,7 +87,7 @@ impl RuleEngine {
             Ok(Ok(token)) => issued(token, limits, &mut logs),
             Ok(Err(error)) => decided(error),
             Err(trap) => Outcome::Failed {
-                failure: classify_trap(&trap, memory_refused, limits),
+                failure: classify_trap(&trap, memory_refused, limits.fuel, limits.deadline),
             },
         };
         Execution {
@@ -165,16 +165,18 @@ fn decided(error: RuleError) -> Outcome {
     }
 }
 
-/// A trap as the failure it stands for.
+/// A trap as the failure it stands for, reported with the fuel and deadline the trapping
+/// store was given (an execution's, or pre-initialization's larger ones).
 pub(crate) fn classify_trap(
     error: &wasmtime::Error,
     memory_refused: bool,
-    limits: &Limits,
+    fuel: u64,
+    deadline: Duration,
 ) -> Failure {
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Failure::OutOfFuel { limit: limits.fuel },
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { limit: fuel },
         Some(Trap::Interrupt) => Failure::Deadline {
-            deadline_ms: limits.deadline.as_millis().try_into().unwrap_or(u64::MAX),
+            deadline_ms: deadline.as_millis().try_into().unwrap_or(u64::MAX),
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         // A refused memory grow usually surfaces as an abort in the guest's allocator.

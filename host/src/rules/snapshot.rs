@@ -32,6 +32,11 @@ const INIT_EXPORT: &str = "wizer-initialize";
 const INIT_FUEL_FACTOR: u64 = 4;
 const INIT_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The fuel a rule's top level gets.
+pub(crate) fn init_fuel(limits: &Limits) -> u64 {
+    limits.fuel.saturating_mul(INIT_FUEL_FACTOR)
+}
+
 struct InitData {
     wasi: WasiP1Ctx,
     limiter: Limiter,
@@ -122,7 +127,7 @@ impl Snapshotter {
         let mut store = Store::new(engine, data);
         store.limiter(|data| &mut data.limiter);
         store
-            .set_fuel(limits.fuel.saturating_mul(INIT_FUEL_FACTOR))
+            .set_fuel(init_fuel(limits))
             .map_err(CompileError::runtime)?;
         store.set_epoch_deadline(ticks_until(Instant::now() + INIT_DEADLINE));
         store.epoch_deadline_trap();
@@ -139,7 +144,8 @@ impl Snapshotter {
                 message: super::execute::classify_trap(
                     &trap,
                     store.data().limiter.memory_refused,
-                    limits,
+                    init_fuel(limits),
+                    INIT_DEADLINE,
                 )
                 .to_string(),
                 logs: std::mem::take(&mut store.data_mut().logs),
