@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -94,10 +94,9 @@ fn validate(state: &AppState, grant: &ClientGrant) -> Result<(), ApiError> {
     responses((status = 200, body = [ClientGrantView])))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadClientGrants>,
     Query(filter): Query<GrantFilter>,
 ) -> Result<Json<Vec<ClientGrantView>>, ApiError> {
-    caller.require(READ_CLIENT_GRANTS)?;
     let grants = blocking(&state, |s| Ok(s.store.list_client_grants()?)).await?;
     Ok(Json(
         grants
@@ -114,10 +113,9 @@ async fn list(
     responses((status = 201, body = ClientGrantView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<CreateClientGrants>,
     Body(body): Body<CreateClientGrant>,
 ) -> Result<(StatusCode, Json<ClientGrantView>), ApiError> {
-    caller.require(CREATE_CLIENT_GRANTS)?;
     let grant = ClientGrant {
         id: generate_id("cgr_").map_err(|_| ApiError::internal())?,
         client_id: body.client_id,
@@ -146,11 +144,10 @@ async fn create(
     responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateClientGrants>,
     Path(id): Path<String>,
     Body(body): Body<UpdateClientGrant>,
 ) -> Result<Json<ClientGrantView>, ApiError> {
-    caller.require(UPDATE_CLIENT_GRANTS)?;
     let grant = write(&state, move |s| {
         let mut grant = s
             .store
@@ -179,10 +176,9 @@ async fn update(
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<DeleteClientGrants>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(DELETE_CLIENT_GRANTS)?;
     write(&state, move |s| {
         let before = s
             .store

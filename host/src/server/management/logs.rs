@@ -14,9 +14,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::blocking;
-use super::scopes::READ_LOGS;
+use super::scopes::ReadLogs;
 use crate::server::api_error::ApiError;
 use crate::server::state::AppState;
 use crate::store::{LogEntry, LogFilter};
@@ -85,10 +85,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
-    caller.require(READ_LOGS)?;
     let filter = query.filter()?;
     Ok(Json(
         blocking(&state, move |s| Ok(s.store.list_logs(&filter)?)).await?,
@@ -100,10 +99,9 @@ async fn list(
     responses((status = 200, description = "text/event-stream, one JSON log entry per event")))]
 async fn follow(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require(READ_LOGS)?;
     let filter = query.filter()?;
     let receiver = state.logs.subscribe();
     let events = stream::unfold((receiver, filter), |(mut receiver, filter)| async move {
