@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 
 use super::scopes::Scope;
 use crate::server::api_error::ApiError;
@@ -139,6 +139,39 @@ impl Caller {
             Err(ApiError::insufficient_scope(scope))
         }
     }
+
+    /// 403 `insufficient_scope`, naming the scopes the caller lacks, unless it holds every
+    /// one of `scopes`: no caller hands out a management scope it does not hold itself.
+    pub fn may_hand_out(&self, scopes: &[String]) -> Result<(), ApiError> {
+        let lacking: Vec<&str> = scopes
+            .iter()
+            .filter(|s| !self.holds(s))
+            .map(String::as_str)
+            .collect();
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "Cannot hand out management scopes the caller does not hold: {}",
+                lacking.join(" ")
+            ),
+        ))
+    }
+
+    /// As [`Caller::may_hand_out`] for every management scope `client_id` is granted:
+    /// whoever learns a client's secret can act as that client.
+    pub fn may_act_as(&self, state: &AppState, client_id: &str) -> Result<(), ApiError> {
+        match state
+            .catalog()
+            .grant(client_id, &state.config.management_audience())
+        {
+            Some(grant) => self.may_hand_out(&grant.scope),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A caller holding the scope `S`, checked from the request's head. axum runs every
@@ -238,6 +271,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(caller.scopes, ["read:clients"]);
+        assert!(caller.may_hand_out(&["read:clients".into()]).is_ok());
+        let refused = caller
+            .may_hand_out(&["read:clients".into(), "read:rules".into()])
+            .unwrap_err();
+        assert_eq!(refused.status_code, 403);
+        assert!(refused.message.ends_with(": read:rules"), "{refused:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Authorized;
+use super::auth::{Authorized, Caller};
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -89,6 +89,16 @@ fn validate(state: &AppState, grant: &ClientGrant) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A grant on the management API hands out management scopes: only those the caller holds
+/// itself (as its current grant allows). Grants on other APIs are not limited this way.
+fn may_give(state: &AppState, caller: &Caller, grant: &ClientGrant) -> Result<(), ApiError> {
+    if grant.audience == state.config.management_audience() {
+        caller.may_hand_out(&grant.scope)
+    } else {
+        Ok(())
+    }
+}
+
 /// List grants, optionally for one client or one audience.
 #[utoipa::path(get, path = "/client-grants", tag = "client-grants", params(GrantFilter),
     responses((status = 200, body = [ClientGrantView])))]
@@ -126,6 +136,7 @@ async fn create(
     let stored = grant.clone();
     write(&state, move |s| {
         validate(s, &stored)?;
+        may_give(s, &caller, &stored)?;
         s.store.put_client_grant(&stored)?;
         let view = ClientGrantView::from(stored.clone());
         audit::record(
@@ -158,6 +169,7 @@ async fn update(
         let before = ClientGrantView::from(grant.clone());
         grant.scope = body.scope;
         validate(s, &grant)?;
+        may_give(s, &caller, &grant)?;
         s.store.put_client_grant(&grant)?;
         let after = ClientGrantView::from(grant.clone());
         audit::record(

@@ -238,6 +238,8 @@ async fn rotate_secret(
     caller: Authorized<UpdateClients>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientView>, ApiError> {
+    // The new secret is the client's management grant too, in the caller's hands.
+    caller.may_act_as(&state, &id)?;
     let secret = generate_secret().map_err(|_| ApiError::internal())?;
     let hash = state.hasher.hash(&secret);
     let client = write(&state, move |s| {
