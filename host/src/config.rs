@@ -18,8 +18,8 @@ pub const DEFAULT_MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
 /// Management request bodies over this get 413 (a component upload may use the larger one).
 pub const DEFAULT_MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Token lifetime of the management API's own tokens.
-pub const MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
+/// Token lifetime of the management API's own tokens, in seconds.
+pub const DEFAULT_MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
 
 /// Everything `tokenhost serve` can be told. Its `Debug` never shows `secrets_key`.
 #[derive(Clone, Deserialize)]
@@ -46,6 +46,8 @@ pub struct Config {
     pub max_token_body_bytes: usize,
     pub max_management_body_bytes: usize,
     pub max_component_body_bytes: usize,
+    /// `TOKENHOST_MANAGEMENT_TOKEN_LIFETIME`: seconds a management API token is valid.
+    pub management_token_lifetime: u32,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
     /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
     pub limits: Limits,
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Config {
             .field("max_token_body_bytes", &self.max_token_body_bytes)
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
+            .field("management_token_lifetime", &self.management_token_lifetime)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
             .finish()
@@ -92,6 +95,7 @@ impl Default for Config {
             max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
+            management_token_lifetime: DEFAULT_MANAGEMENT_TOKEN_LIFETIME,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
         }
@@ -119,6 +123,8 @@ pub enum ConfigError {
     },
     #[error("issuer {0:?} must be an absolute http:// or https:// URL")]
     Issuer(String),
+    #[error("management_token_lifetime must be at least 1 second")]
+    ManagementTokenLifetime,
     #[error(transparent)]
     Limits(#[from] crate::rules::LimitsError),
 }
@@ -199,7 +205,14 @@ impl Config {
             config.rate_limit.auth_failures_per_minute =
                 parse_env("TOKENHOST_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME") {
+            config.management_token_lifetime =
+                parse_env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME", &v)?;
+        }
         config.issuer = normalize_issuer(&config.issuer)?;
+        if config.management_token_lifetime == 0 {
+            return Err(ConfigError::ManagementTokenLifetime);
+        }
         config.limits.validate()?;
         Ok(config)
     }
@@ -320,6 +333,26 @@ mod tests {
         assert!(matches!(
             Config::load_with(None, zero),
             Err(ConfigError::Env { .. })
+        ));
+    }
+
+    #[test]
+    fn the_management_token_lifetime_comes_from_the_environment() {
+        let defaults = Config::load_with(None, |_| None).unwrap();
+        assert_eq!(defaults.management_token_lifetime, 86_400);
+        let env = |name: &str| match name {
+            "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME" => Some("60".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.management_token_lifetime, 60);
+        let shown = format!("{config:?}");
+        assert!(shown.contains("management_token_lifetime: 60"), "{shown}");
+        let zero =
+            |name: &str| (name == "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME").then(|| "0".to_string());
+        assert!(matches!(
+            Config::load_with(None, zero),
+            Err(ConfigError::ManagementTokenLifetime)
         ));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, MANAGEMENT_TOKEN_LIFETIME};
+use crate::config::Config;
 use crate::credentials::SecretHasher;
 use crate::keys::{self, KeySet};
 use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
@@ -179,7 +179,7 @@ impl AppState {
                     description: String::new(),
                 })
                 .collect(),
-            token_lifetime: MANAGEMENT_TOKEN_LIFETIME,
+            token_lifetime: self.config.management_token_lifetime,
             signing_alg: SigningAlg::RS256,
             allow_rule_added_scopes: false,
             created_at: 0,
