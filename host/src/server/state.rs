@@ -119,6 +119,7 @@ impl AppState {
         };
         let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
         let rate_limits = RateLimits::new(config.rate_limit);
+        let logs = LogRecorder::new(config.max_log_streams);
         let state = AppState {
             inner: Arc::new(Inner {
                 secret_box,
@@ -130,7 +131,7 @@ impl AppState {
                 catalog: RwLock::new(Arc::new(empty)),
                 compiled: Mutex::new(HashMap::new()),
                 write_lock: tokio::sync::Mutex::new(()),
-                logs: LogRecorder::new(),
+                logs,
                 metrics: Metrics::new()?,
                 rate_limits,
                 catalog_ready: AtomicBool::new(false),
