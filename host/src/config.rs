@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Token lifetime of the management API's own tokens, in seconds.
 pub const DEFAULT_MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
+/// Rules that may exist at once: each compiled rule holds ~11 MB of memory.
+pub const DEFAULT_MAX_RULES: usize = 100;
 /// Open `/api/v2/logs/stream` connections at once; one more gets 429.
 pub const DEFAULT_MAX_LOG_STREAMS: usize = 32;
 
@@ -50,6 +52,8 @@ pub struct Config {
     pub max_component_body_bytes: usize,
     /// `TOKENHOST_MANAGEMENT_TOKEN_LIFETIME`: seconds a management API token is valid.
     pub management_token_lifetime: u32,
+    /// `TOKENHOST_MAX_RULES`: rules that may exist at once (enabled or not).
+    pub max_rules: usize,
     /// `TOKENHOST_MAX_LOG_STREAMS`: live log streams open at once.
     pub max_log_streams: usize,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
@@ -79,6 +83,7 @@ impl std::fmt::Debug for Config {
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
             .field("management_token_lifetime", &self.management_token_lifetime)
+            .field("max_rules", &self.max_rules)
             .field("max_log_streams", &self.max_log_streams)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
@@ -101,6 +106,7 @@ impl Default for Config {
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
             management_token_lifetime: DEFAULT_MANAGEMENT_TOKEN_LIFETIME,
+            max_rules: DEFAULT_MAX_RULES,
             max_log_streams: DEFAULT_MAX_LOG_STREAMS,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
@@ -214,6 +220,9 @@ impl Config {
         if let Some(v) = env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME") {
             config.management_token_lifetime =
                 parse_env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_RULES") {
+            config.max_rules = parse_env("TOKENHOST_MAX_RULES", &v)?;
         }
         if let Some(v) = env("TOKENHOST_MAX_LOG_STREAMS") {
             config.max_log_streams = parse_env("TOKENHOST_MAX_LOG_STREAMS", &v)?;
@@ -349,17 +358,21 @@ mod tests {
     fn management_limits_come_from_the_environment() {
         let defaults = Config::load_with(None, |_| None).unwrap();
         assert_eq!(defaults.management_token_lifetime, 86_400);
+        assert_eq!(defaults.max_rules, 100);
         assert_eq!(defaults.max_log_streams, 32);
         let env = |name: &str| match name {
             "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME" => Some("60".to_string()),
+            "TOKENHOST_MAX_RULES" => Some("3".to_string()),
             "TOKENHOST_MAX_LOG_STREAMS" => Some("4".to_string()),
             _ => None,
         };
         let config = Config::load_with(None, env).unwrap();
         assert_eq!(config.management_token_lifetime, 60);
+        assert_eq!(config.max_rules, 3);
         assert_eq!(config.max_log_streams, 4);
         let shown = format!("{config:?}");
         assert!(shown.contains("management_token_lifetime: 60"), "{shown}");
+        assert!(shown.contains("max_rules: 3"), "{shown}");
         assert!(shown.contains("max_log_streams: 4"), "{shown}");
         let zero =
             |name: &str| (name == "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME").then(|| "0".to_string());

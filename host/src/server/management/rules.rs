@@ -120,6 +120,15 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Each rule holds its compiled code (~11 MB) in memory: their number is capped.
+fn too_many_rules(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "too_many_rules",
+        format!("Too many rules: at most {max} may exist (max_rules); delete one first"),
+    )
+}
+
 pub(super) fn compile_error(error: CompileError) -> ApiError {
     match error {
         CompileError::Script {
@@ -203,6 +212,10 @@ async fn create(
     let by = caller.client_id.clone();
     let rule = write(&state, move |s| {
         let existing = s.store.list_rules()?;
+        // Under the write lock: two uploads at once cannot both take the last place.
+        if existing.len() >= s.config.max_rules {
+            return Err(too_many_rules(s.config.max_rules));
+        }
         if existing.iter().any(|r| r.name == name) {
             return Err(ApiError::conflict(format!(
                 "a rule named {name:?} already exists"
