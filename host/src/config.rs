@@ -18,8 +18,12 @@ pub const DEFAULT_MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
 /// Management request bodies over this get 413 (a component upload may use the larger one).
 pub const DEFAULT_MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Token lifetime of the management API's own tokens.
-pub const MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
+/// Token lifetime of the management API's own tokens, in seconds.
+pub const DEFAULT_MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
+/// Rules that may exist at once: each compiled rule holds ~11 MB of memory.
+pub const DEFAULT_MAX_RULES: usize = 100;
+/// Open `/api/v2/logs/stream` connections at once; one more gets 429.
+pub const DEFAULT_MAX_LOG_STREAMS: usize = 32;
 
 /// Everything `tokenhost serve` can be told. Its `Debug` never shows `secrets_key`.
 #[derive(Clone, Deserialize)]
@@ -46,6 +50,12 @@ pub struct Config {
     pub max_token_body_bytes: usize,
     pub max_management_body_bytes: usize,
     pub max_component_body_bytes: usize,
+    /// `TOKENHOST_MANAGEMENT_TOKEN_LIFETIME`: seconds a management API token is valid.
+    pub management_token_lifetime: u32,
+    /// `TOKENHOST_MAX_RULES`: rules that may exist at once (enabled or not).
+    pub max_rules: usize,
+    /// `TOKENHOST_MAX_LOG_STREAMS`: live log streams open at once.
+    pub max_log_streams: usize,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
     /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
     pub limits: Limits,
@@ -72,6 +82,9 @@ impl std::fmt::Debug for Config {
             .field("max_token_body_bytes", &self.max_token_body_bytes)
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
+            .field("management_token_lifetime", &self.management_token_lifetime)
+            .field("max_rules", &self.max_rules)
+            .field("max_log_streams", &self.max_log_streams)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
             .finish()
@@ -92,6 +105,9 @@ impl Default for Config {
             max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
+            management_token_lifetime: DEFAULT_MANAGEMENT_TOKEN_LIFETIME,
+            max_rules: DEFAULT_MAX_RULES,
+            max_log_streams: DEFAULT_MAX_LOG_STREAMS,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
         }
@@ -119,6 +135,8 @@ pub enum ConfigError {
     },
     #[error("issuer {0:?} must be an absolute http:// or https:// URL")]
     Issuer(String),
+    #[error("management_token_lifetime must be at least 1 second")]
+    ManagementTokenLifetime,
     #[error(transparent)]
     Limits(#[from] crate::rules::LimitsError),
 }
@@ -199,7 +217,20 @@ impl Config {
             config.rate_limit.auth_failures_per_minute =
                 parse_env("TOKENHOST_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME") {
+            config.management_token_lifetime =
+                parse_env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_RULES") {
+            config.max_rules = parse_env("TOKENHOST_MAX_RULES", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_LOG_STREAMS") {
+            config.max_log_streams = parse_env("TOKENHOST_MAX_LOG_STREAMS", &v)?;
+        }
         config.issuer = normalize_issuer(&config.issuer)?;
+        if config.management_token_lifetime == 0 {
+            return Err(ConfigError::ManagementTokenLifetime);
+        }
         config.limits.validate()?;
         Ok(config)
     }
@@ -320,6 +351,34 @@ mod tests {
         assert!(matches!(
             Config::load_with(None, zero),
             Err(ConfigError::Env { .. })
+        ));
+    }
+
+    #[test]
+    fn management_limits_come_from_the_environment() {
+        let defaults = Config::load_with(None, |_| None).unwrap();
+        assert_eq!(defaults.management_token_lifetime, 86_400);
+        assert_eq!(defaults.max_rules, 100);
+        assert_eq!(defaults.max_log_streams, 32);
+        let env = |name: &str| match name {
+            "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME" => Some("60".to_string()),
+            "TOKENHOST_MAX_RULES" => Some("3".to_string()),
+            "TOKENHOST_MAX_LOG_STREAMS" => Some("4".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.management_token_lifetime, 60);
+        assert_eq!(config.max_rules, 3);
+        assert_eq!(config.max_log_streams, 4);
+        let shown = format!("{config:?}");
+        assert!(shown.contains("management_token_lifetime: 60"), "{shown}");
+        assert!(shown.contains("max_rules: 3"), "{shown}");
+        assert!(shown.contains("max_log_streams: 4"), "{shown}");
+        let zero =
+            |name: &str| (name == "TOKENHOST_MANAGEMENT_TOKEN_LIFETIME").then(|| "0".to_string());
+        assert!(matches!(
+            Config::load_with(None, zero),
+            Err(ConfigError::ManagementTokenLifetime)
         ));
     }
 }

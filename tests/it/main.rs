@@ -5,6 +5,7 @@ mod actions;
 mod cli;
 mod components;
 mod engine;
+mod hardening_management;
 mod hostile;
 mod logs;
 mod management;

@@ -4,7 +4,8 @@
 //! blocks: the entry goes to live subscribers (`/api/v2/logs/stream`) at once and into a
 //! bounded buffer that a background task writes to the store in batches, pruning to the
 //! retention limits as it goes. If the buffer is full the entry is dropped from storage
-//! (and counted), never the token request delayed.
+//! (and counted), never the token request delayed. Live subscribers are capped
+//! (`max_log_streams`): each holds a place until it is dropped.
 //!
 //! Only the entry that finds the buffer empty wakes the writer, which then lets a batch
 //! gather for [`BATCH_WAIT`]: a busy server pays one task wake-up per batch, not one per
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::credentials::generate_id;
 use crate::rules::{Execution, LogLine, Outcome};
@@ -48,6 +49,24 @@ pub struct RequestContext<'a> {
 pub struct LogRecorder {
     shared: Arc<Shared>,
     live: broadcast::Sender<Arc<LogEntry>>,
+    /// One permit per live subscriber: each costs a task, a socket and a copy of every
+    /// entry, so their number is capped (`max_log_streams`).
+    subscribers: Arc<Semaphore>,
+    max_subscribers: usize,
+}
+
+/// Entries recorded from the moment of subscribing, while the subscription holds one of
+/// the recorder's places; dropping it frees the place.
+pub struct Subscription {
+    pub receiver: broadcast::Receiver<Arc<LogEntry>>,
+    _place: OwnedSemaphorePermit,
+}
+
+/// Every subscriber place is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("at most {max} live log subscribers at once")]
+pub struct TooManySubscribers {
+    pub max: usize,
 }
 
 /// What the handles and the writer share.
@@ -75,14 +94,9 @@ impl std::fmt::Debug for LogRecorder {
     }
 }
 
-impl Default for LogRecorder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl LogRecorder {
-    pub fn new() -> Self {
+    /// A recorder with room for `max_subscribers` live subscribers at once.
+    pub fn new(max_subscribers: usize) -> Self {
         let (live, _) = broadcast::channel(LIVE_BACKLOG);
         LogRecorder {
             shared: Arc::new(Shared {
@@ -92,6 +106,9 @@ impl LogRecorder {
                 dropped: AtomicU64::new(0),
             }),
             live,
+            // `Semaphore::new` refuses more than MAX_PERMITS; no server holds that many.
+            subscribers: Arc::new(Semaphore::new(max_subscribers.min(Semaphore::MAX_PERMITS))),
+            max_subscribers,
         }
     }
 
@@ -138,9 +155,19 @@ impl LogRecorder {
         }
     }
 
-    /// Entries recorded from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogEntry>> {
-        self.live.subscribe()
+    /// Entries recorded from now on, if a subscriber place is free.
+    pub fn subscribe(&self) -> Result<Subscription, TooManySubscribers> {
+        let place =
+            self.subscribers
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| TooManySubscribers {
+                    max: self.max_subscribers,
+                })?;
+        Ok(Subscription {
+            receiver: self.live.subscribe(),
+            _place: place,
+        })
     }
 
     /// Entries that could not be buffered for storage.
@@ -274,6 +301,19 @@ pub fn entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_are_capped_and_a_dropped_one_frees_its_place() {
+        let recorder = LogRecorder::new(2);
+        let first = recorder.subscribe().unwrap();
+        let _second = recorder.subscribe().unwrap();
+        assert!(matches!(
+            recorder.subscribe(),
+            Err(TooManySubscribers { max: 2 })
+        ));
+        drop(first);
+        assert!(recorder.subscribe().is_ok());
+    }
 
     #[test]
     fn secret_values_are_redacted_longest_first() {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, MANAGEMENT_TOKEN_LIFETIME};
+use crate::config::Config;
 use crate::credentials::SecretHasher;
 use crate::keys::{self, KeySet};
 use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
@@ -119,6 +119,7 @@ impl AppState {
         };
         let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
         let rate_limits = RateLimits::new(config.rate_limit);
+        let logs = LogRecorder::new(config.max_log_streams);
         let state = AppState {
             inner: Arc::new(Inner {
                 secret_box,
@@ -130,7 +131,7 @@ impl AppState {
                 catalog: RwLock::new(Arc::new(empty)),
                 compiled: Mutex::new(HashMap::new()),
                 write_lock: tokio::sync::Mutex::new(()),
-                logs: LogRecorder::new(),
+                logs,
                 metrics: Metrics::new()?,
                 rate_limits,
                 catalog_ready: AtomicBool::new(false),
@@ -179,7 +180,7 @@ impl AppState {
                     description: String::new(),
                 })
                 .collect(),
-            token_lifetime: MANAGEMENT_TOKEN_LIFETIME,
+            token_lifetime: self.config.management_token_lifetime,
             signing_alg: SigningAlg::RS256,
             allow_rule_added_scopes: false,
             created_at: 0,

@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::{Authorized, Caller};
 use super::blocking;
-use super::scopes::READ_AUDIT;
+use super::scopes::ReadAudit;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{rfc3339_ms, AuditEntry, AuditFilter, AuditRecord};
@@ -225,10 +225,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadAudit>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
-    caller.require(READ_AUDIT)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!(

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::{Authorized, Caller};
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -89,15 +89,24 @@ fn validate(state: &AppState, grant: &ClientGrant) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A grant on the management API hands out management scopes: only those the caller holds
+/// itself (as its current grant allows). Grants on other APIs are not limited this way.
+fn may_give(state: &AppState, caller: &Caller, grant: &ClientGrant) -> Result<(), ApiError> {
+    if grant.audience == state.config.management_audience() {
+        caller.may_hand_out(&grant.scope)
+    } else {
+        Ok(())
+    }
+}
+
 /// List grants, optionally for one client or one audience.
 #[utoipa::path(get, path = "/client-grants", tag = "client-grants", params(GrantFilter),
     responses((status = 200, body = [ClientGrantView])))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadClientGrants>,
     Query(filter): Query<GrantFilter>,
 ) -> Result<Json<Vec<ClientGrantView>>, ApiError> {
-    caller.require(READ_CLIENT_GRANTS)?;
     let grants = blocking(&state, |s| Ok(s.store.list_client_grants()?)).await?;
     Ok(Json(
         grants
@@ -114,10 +123,9 @@ async fn list(
     responses((status = 201, body = ClientGrantView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<CreateClientGrants>,
     Body(body): Body<CreateClientGrant>,
 ) -> Result<(StatusCode, Json<ClientGrantView>), ApiError> {
-    caller.require(CREATE_CLIENT_GRANTS)?;
     let grant = ClientGrant {
         id: generate_id("cgr_").map_err(|_| ApiError::internal())?,
         client_id: body.client_id,
@@ -128,6 +136,7 @@ async fn create(
     let stored = grant.clone();
     write(&state, move |s| {
         validate(s, &stored)?;
+        may_give(s, &caller, &stored)?;
         s.store.put_client_grant(&stored)?;
         let view = ClientGrantView::from(stored.clone());
         audit::record(
@@ -146,11 +155,10 @@ async fn create(
     responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateClientGrants>,
     Path(id): Path<String>,
     Body(body): Body<UpdateClientGrant>,
 ) -> Result<Json<ClientGrantView>, ApiError> {
-    caller.require(UPDATE_CLIENT_GRANTS)?;
     let grant = write(&state, move |s| {
         let mut grant = s
             .store
@@ -161,6 +169,7 @@ async fn update(
         let before = ClientGrantView::from(grant.clone());
         grant.scope = body.scope;
         validate(s, &grant)?;
+        may_give(s, &caller, &grant)?;
         s.store.put_client_grant(&grant)?;
         let after = ClientGrantView::from(grant.clone());
         audit::record(
@@ -179,10 +188,9 @@ async fn update(
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<DeleteClientGrants>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(DELETE_CLIENT_GRANTS)?;
     write(&state, move |s| {
         let before = s
             .store

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -109,9 +109,8 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadClients>,
 ) -> Result<Json<Vec<ClientView>>, ApiError> {
-    caller.require(READ_CLIENTS)?;
     let clients = blocking(&state, |s| Ok(s.store.list_clients()?)).await?;
     Ok(Json(
         clients
@@ -126,10 +125,9 @@ async fn list(
     responses((status = 201, body = ClientView), (status = 400, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<CreateClients>,
     Body(body): Body<CreateClient>,
 ) -> Result<(StatusCode, Json<ClientView>), ApiError> {
-    caller.require(CREATE_CLIENTS)?;
     validate_name(&body.name)?;
     if body.app_type.as_deref().is_some_and(|t| t != APP_TYPE) {
         return Err(ApiError::bad_request(format!(
@@ -172,10 +170,9 @@ async fn create(
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadClients>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientView>, ApiError> {
-    caller.require(READ_CLIENTS)?;
     let client = blocking(&state, move |s| find(s, &id)).await?;
     Ok(Json(ClientView::new(client, None)))
 }
@@ -185,11 +182,10 @@ async fn get_one(
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateClients>,
     Path(id): Path<String>,
     Body(body): Body<UpdateClient>,
 ) -> Result<Json<ClientView>, ApiError> {
-    caller.require(UPDATE_CLIENTS)?;
     let client = write(&state, move |s| {
         let mut client = find(s, &id)?;
         let before = ClientView::new(client.clone(), None);
@@ -216,10 +212,9 @@ async fn update(
 #[utoipa::path(delete, path = "/clients/{id}", tag = "clients", responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<DeleteClients>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(DELETE_CLIENTS)?;
     write(&state, move |s| {
         let before = ClientView::new(find(s, &id)?, None);
         match s.store.delete_client(&id)? {
@@ -240,10 +235,11 @@ async fn delete(
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn rotate_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateClients>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientView>, ApiError> {
-    caller.require(UPDATE_CLIENTS)?;
+    // The new secret is the client's management grant too, in the caller's hands.
+    caller.may_act_as(&state, &id)?;
     let secret = generate_secret().map_err(|_| ApiError::internal())?;
     let hash = state.hasher.hash(&secret);
     let client = write(&state, move |s| {

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::scopes::*;
 use super::{blocking, write};
 use crate::keys;
@@ -64,9 +64,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/keys/signing", tag = "keys", responses((status = 200, body = [SigningKeyView])))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadSigningKeys>,
 ) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
-    caller.require(READ_SIGNING_KEYS)?;
     let keys = blocking(&state, |s| Ok(s.store.list_signing_keys()?)).await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
@@ -77,10 +76,9 @@ async fn list(
     responses((status = 200, body = [SigningKeyView])))]
 async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateSigningKeys>,
     body: Bytes,
 ) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
-    caller.require(UPDATE_SIGNING_KEYS)?;
     // The body is optional: an empty POST rotates every algorithm.
     let alg = if body.iter().all(u8::is_ascii_whitespace) {
         None

@@ -5,19 +5,22 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Interval, MissedTickBehavior};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::{Authorized, Caller};
 use super::blocking;
-use super::scopes::READ_LOGS;
+use super::scopes::{ReadLogs, Scope};
 use crate::server::api_error::ApiError;
+use crate::server::rule_logs::Subscription;
 use crate::server::state::AppState;
 use crate::store::{LogEntry, LogFilter};
 
@@ -85,45 +88,108 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
-    caller.require(READ_LOGS)?;
     let filter = query.filter()?;
     Ok(Json(
         blocking(&state, move |s| Ok(s.store.list_logs(&filter)?)).await?,
     ))
 }
 
-/// Rule executions as they happen (Server-Sent Events), with the same filters.
+/// Rule executions as they happen (Server-Sent Events), with the same filters. The stream
+/// ends within [`RECHECK_EVERY`] of its caller's client being deleted, its grant losing
+/// `read:logs` or its token expiring.
 #[utoipa::path(get, path = "/logs/stream", tag = "logs", params(LogQuery),
-    responses((status = 200, description = "text/event-stream, one JSON log entry per event")))]
+    responses((status = 200, description = "text/event-stream, one JSON log entry per event"),
+        (status = 429, description = "max_log_streams streams are open already", body = ApiError)))]
 async fn follow(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require(READ_LOGS)?;
     let filter = query.filter()?;
-    let receiver = state.logs.subscribe();
-    let events = stream::unfold((receiver, filter), |(mut receiver, filter)| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(entry) if filter.matches(&entry) => {
-                    let event = Event::default()
-                        .json_data(&*entry)
-                        .unwrap_or_else(|_| Event::default().comment("unserializable entry"));
-                    return Some((Ok(event), (receiver, filter)));
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => {
-                    let event = Event::default()
-                        .comment(format!("{missed} entries skipped: the reader fell behind"));
-                    return Some((Ok(event), (receiver, filter)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+    let subscription = state.logs.subscribe().map_err(|full| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "Too many log streams: at most {} may be open at once (max_log_streams); \
+                 close one and retry",
+                full.max
+            ),
+        )
+    })?;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let follower = Follower {
+        state,
+        caller: caller.into_caller(),
+        subscription,
+        filter,
+        recheck,
+        ended: false,
+    };
+    let events = stream::unfold(follower, |mut follower| async move {
+        let event = follower.next().await?;
+        Some((Ok(event), follower))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// How often an open stream checks its caller again. A catalog lookup, no storage.
+const RECHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// One open stream: its caller, checked again on every tick, and its place among the
+/// recorder's subscribers (freed when the stream is dropped).
+struct Follower {
+    state: AppState,
+    caller: Caller,
+    subscription: Subscription,
+    filter: LogFilter,
+    recheck: Interval,
+    /// The caller was refused: the reason went out, the stream ends.
+    ended: bool,
+}
+
+impl Follower {
+    /// The next event; `None` ends the stream.
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                received = self.subscription.receiver.recv() => match received {
+                    Ok(entry) if self.filter.matches(&entry) => {
+                        return Some(Event::default().json_data(&*entry).unwrap_or_else(|_| {
+                            Event::default().comment("unserializable entry")
+                        }));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        return Some(Event::default().comment(format!(
+                            "{missed} entries skipped: the reader fell behind"
+                        )));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.recheck.tick() => {
+                    let allowed = self
+                        .caller
+                        .recheck(&self.state)
+                        .and_then(|now| now.require(ReadLogs::NAME));
+                    if let Err(refused) = allowed {
+                        tracing::info!(client_id = %self.caller.client_id,
+                            reason = %refused.message, "log stream ended");
+                        self.ended = true;
+                        // A comment: SSE readers skip it, a person watching sees why.
+                        return Some(Event::default().comment(format!(
+                            "stream ended: {}", refused.message
+                        )));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -115,9 +115,8 @@ fn find(state: &AppState, id: &str) -> Result<ResourceServer, ApiError> {
     responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadResourceServers>,
 ) -> Result<Json<Vec<ResourceServerView>>, ApiError> {
-    caller.require(READ_RESOURCE_SERVERS)?;
     let apis = blocking(&state, |s| Ok(s.store.list_resource_servers()?)).await?;
     Ok(Json(apis.into_iter().map(Into::into).collect()))
 }
@@ -127,10 +126,9 @@ async fn list(
     responses((status = 201, body = ResourceServerView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<CreateResourceServers>,
     Body(body): Body<CreateResourceServer>,
 ) -> Result<(StatusCode, Json<ResourceServerView>), ApiError> {
-    caller.require(CREATE_RESOURCE_SERVERS)?;
     let api = ResourceServer {
         id: generate_id("api_").map_err(|_| ApiError::internal())?,
         name: body.name.unwrap_or_else(|| body.identifier.clone()),
@@ -162,10 +160,9 @@ async fn create(
     responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadResourceServers>,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
-    caller.require(READ_RESOURCE_SERVERS)?;
     Ok(Json(blocking(&state, move |s| find(s, &id)).await?.into()))
 }
 
@@ -174,11 +171,10 @@ async fn get_one(
     responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateResourceServers>,
     Path(id): Path<String>,
     Body(body): Body<UpdateResourceServer>,
 ) -> Result<Json<ResourceServerView>, ApiError> {
-    caller.require(UPDATE_RESOURCE_SERVERS)?;
     let api = write(&state, move |s| {
         let mut api = find(s, &id)?;
         let before = ResourceServerView::from(api.clone());
@@ -216,10 +212,9 @@ async fn update(
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<DeleteResourceServers>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(DELETE_RESOURCE_SERVERS)?;
     write(&state, move |s| {
         let api = find(s, &id)?;
         for grant in s.store.list_client_grants()? {

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::json::Body;
 use super::rules::find;
 use super::scopes::*;
@@ -101,10 +101,9 @@ fn parse_changes(body: Map<String, Value>) -> Result<Changes, ApiError> {
     responses((status = 200, body = [SecretView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadRules>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    caller.require(READ_RULES)?;
     let secrets = blocking(&state, move |s| {
         find(s, &id)?;
         Ok(s.store.list_rule_secrets(&id)?)
@@ -122,11 +121,10 @@ async fn list(
         (status = 404, body = ApiError)))]
 async fn patch(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateRules>,
     Path(id): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    caller.require(UPDATE_RULES)?;
     let Changes { set, remove } = parse_changes(body)?;
     let secrets = write(&state, move |s| {
         find(s, &id)?;

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::rules::{compile_and_store, find, RuleView};
 use super::scopes::*;
 use super::{blocking, write};
@@ -77,10 +77,9 @@ fn latest(versions: &[RuleVersion]) -> u32 {
     responses((status = 200, body = [VersionView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadRules>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
-    caller.require(READ_RULES)?;
     let versions = blocking(&state, move |s| {
         find(s, &id)?;
         Ok(s.store.list_rule_versions(&id)?)
@@ -100,10 +99,9 @@ async fn list(
     responses((status = 200, body = VersionView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadRules>,
     Path((id, number)): Path<(String, String)>,
 ) -> Result<Json<VersionView>, ApiError> {
-    caller.require(READ_RULES)?;
     let number = version_number(&number)?;
     let (version, current) = blocking(&state, move |s| {
         find(s, &id)?;
@@ -127,10 +125,9 @@ async fn get_one(
         (status = 404, body = ApiError)))]
 async fn deploy(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateRules>,
     Path((id, number)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<VersionView>), ApiError> {
-    caller.require(UPDATE_RULES)?;
     let number = version_number(&number)?;
     let by = caller.client_id.clone();
     let version = write(&state, move |s| {

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Caller;
+use super::auth::Authorized;
 use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
@@ -120,6 +120,15 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Each rule holds its compiled code (~11 MB) in memory: their number is capped.
+fn too_many_rules(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "too_many_rules",
+        format!("Too many rules: at most {max} may exist (max_rules); delete one first"),
+    )
+}
+
 pub(super) fn compile_error(error: CompileError) -> ApiError {
     match error {
         CompileError::Script {
@@ -180,9 +189,8 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
 #[utoipa::path(get, path = "/rules", tag = "rules", responses((status = 200, body = [RuleView])))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadRules>,
 ) -> Result<Json<Vec<RuleView>>, ApiError> {
-    caller.require(READ_RULES)?;
     let rules = blocking(&state, |s| Ok(s.store.list_rules()?)).await?;
     Ok(Json(rules.into_iter().map(Into::into).collect()))
 }
@@ -193,10 +201,9 @@ async fn list(
     responses((status = 201, body = RuleView), (status = 400, description = "Compile error, with line and column", body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<CreateRules>,
     Body(body): Body<CreateRule>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    caller.require(CREATE_RULES)?;
     let source = source(body.script, body.component)?
         .ok_or_else(|| ApiError::bad_request("a rule needs a script (or a component)"))?;
     let id = generate_id("rul_").map_err(|_| ApiError::internal())?;
@@ -205,6 +212,10 @@ async fn create(
     let by = caller.client_id.clone();
     let rule = write(&state, move |s| {
         let existing = s.store.list_rules()?;
+        // Under the write lock: two uploads at once cannot both take the last place.
+        if existing.len() >= s.config.max_rules {
+            return Err(too_many_rules(s.config.max_rules));
+        }
         if existing.iter().any(|r| r.name == name) {
             return Err(ApiError::conflict(format!(
                 "a rule named {name:?} already exists"
@@ -237,10 +248,9 @@ async fn create(
 #[utoipa::path(get, path = "/rules/{id}", tag = "rules", responses((status = 200, body = RuleView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<ReadRules>,
     Path(id): Path<String>,
 ) -> Result<Json<RuleView>, ApiError> {
-    caller.require(READ_RULES)?;
     Ok(Json(blocking(&state, move |s| find(s, &id)).await?.into()))
 }
 
@@ -249,11 +259,10 @@ async fn get_one(
     responses((status = 200, body = RuleView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<UpdateRules>,
     Path(id): Path<String>,
     Body(body): Body<UpdateRule>,
 ) -> Result<Json<RuleView>, ApiError> {
-    caller.require(UPDATE_RULES)?;
     let new_source = source(body.script, body.component)?;
     let by = caller.client_id.clone();
     let rule = write(&state, move |s| {
@@ -303,10 +312,9 @@ async fn update(
 #[utoipa::path(delete, path = "/rules/{id}", tag = "rules", responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<DeleteRules>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(DELETE_RULES)?;
     write(&state, move |s| {
         let before = RuleView::from(find(s, &id)?);
         match s.store.delete_rule(&id)? {
