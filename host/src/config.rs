@@ -18,6 +18,13 @@ pub const DEFAULT_MAX_TOKEN_BODY_BYTES: usize = 64 * 1024;
 /// Management request bodies over this get 413 (a component upload may use the larger one).
 pub const DEFAULT_MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_COMPONENT_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Scopes one token request may list. Real grants hold tens of scopes (the management API
+/// defines about twenty); a thousand is far above any of them, and small enough that the most a
+/// request can make the server do with its scopes is a thousand short checks.
+pub const DEFAULT_MAX_REQUEST_SCOPES: usize = 1_000;
+/// Bytes of one requested scope. Scopes are names or URLs of tens of bytes; 1 KiB is far
+/// above them.
+pub const DEFAULT_MAX_SCOPE_LENGTH: usize = 1_024;
 /// Token lifetime of the management API's own tokens.
 pub const MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
 
@@ -46,6 +53,12 @@ pub struct Config {
     pub max_token_body_bytes: usize,
     pub max_management_body_bytes: usize,
     pub max_component_body_bytes: usize,
+    /// `TOKENHOST_MAX_REQUEST_SCOPES`: scopes one token request may list (a repeat counts);
+    /// more is `invalid_request`.
+    pub max_request_scopes: usize,
+    /// `TOKENHOST_MAX_SCOPE_LENGTH`: bytes of one requested scope; longer is
+    /// `invalid_scope`.
+    pub max_scope_length: usize,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
     /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
     pub limits: Limits,
@@ -72,6 +85,8 @@ impl std::fmt::Debug for Config {
             .field("max_token_body_bytes", &self.max_token_body_bytes)
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
+            .field("max_request_scopes", &self.max_request_scopes)
+            .field("max_scope_length", &self.max_scope_length)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
             .finish()
@@ -92,6 +107,8 @@ impl Default for Config {
             max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
+            max_request_scopes: DEFAULT_MAX_REQUEST_SCOPES,
+            max_scope_length: DEFAULT_MAX_SCOPE_LENGTH,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
         }
@@ -175,6 +192,12 @@ impl Config {
         }
         if let Some(v) = env("TOKENHOST_SECRETS_KEY") {
             config.secrets_key = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("TOKENHOST_MAX_REQUEST_SCOPES") {
+            config.max_request_scopes = parse_env("TOKENHOST_MAX_REQUEST_SCOPES", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_SCOPE_LENGTH") {
+            config.max_scope_length = parse_env("TOKENHOST_MAX_SCOPE_LENGTH", &v)?;
         }
         if let Some(v) = env("TOKENHOST_RULE_DEADLINE_MS") {
             config.limits.deadline =
@@ -282,6 +305,29 @@ mod tests {
         assert_eq!(config.management_audience(), "http://localhost:9/api/v2/");
         assert_eq!(config.trusted_proxies.len(), 2);
         assert_eq!(config.limits.deadline, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn scope_bounds_have_defaults_and_come_from_the_environment() {
+        let config = Config::default();
+        assert_eq!(config.max_request_scopes, DEFAULT_MAX_REQUEST_SCOPES);
+        assert_eq!(config.max_scope_length, DEFAULT_MAX_SCOPE_LENGTH);
+        let shown = format!("{config:?}");
+        assert!(shown.contains("max_request_scopes: 1000"), "{shown}");
+        assert!(shown.contains("max_scope_length: 1024"), "{shown}");
+        let env = |name: &str| match name {
+            "TOKENHOST_MAX_REQUEST_SCOPES" => Some("5".to_string()),
+            "TOKENHOST_MAX_SCOPE_LENGTH" => Some("64".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.max_request_scopes, 5);
+        assert_eq!(config.max_scope_length, 64);
+        let bad = |name: &str| (name == "TOKENHOST_MAX_REQUEST_SCOPES").then(|| "many".to_string());
+        assert!(matches!(
+            Config::load_with(None, bad),
+            Err(ConfigError::Env { .. })
+        ));
     }
 
     #[test]

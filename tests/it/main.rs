@@ -5,6 +5,7 @@ mod actions;
 mod cli;
 mod components;
 mod engine;
+mod hardening_token;
 mod hostile;
 mod logs;
 mod management;
