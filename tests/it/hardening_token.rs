@@ -106,3 +106,80 @@ async fn a_scope_flood_is_refused_by_its_bound_and_the_bound_itself_is_served() 
     let description = refusal(status, &body, "invalid_scope");
     assert!(description.contains("scope-token"), "{description}");
 }
+
+const SPLIT_LEGACY: &str =
+    "module.exports = function (c, s, a, x, cb) { cb(null, {scope: ['read write']}); };";
+const SPLIT_ACTIONS: &str = "exports.onExecuteCredentialsExchange = async (event, api) => {
+  api.accessToken.addScope('read write');
+};";
+const TWO_SCOPES: &str =
+    "module.exports = function (c, s, a, x, cb) { cb(null, {scope: ['read', 'write']}); };";
+
+/// The newest rule log entry once there are `count`: entries are stored in batches.
+async fn nth_log(server: &TestServer, admin: &str, count: usize) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = server.api(admin, Method::GET, "/logs", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let entries = body.as_array().unwrap();
+        if entries.len() >= count {
+            return entries[0].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{count} log entries never came: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rule_scope_holding_a_space_is_a_rule_failure_in_both_styles() {
+    let server = TestServer::start(&[]);
+    let admin = server.admin_token().await;
+    let (id, secret) = server
+        .setup_client(&admin, API, "ES256", &["read", "write"], json!({}))
+        .await;
+    let rule = server.add_rule(&admin, "splitter", SPLIT_LEGACY).await;
+    for (n, script) in [SPLIT_LEGACY, SPLIT_ACTIONS].into_iter().enumerate() {
+        let (status, body) = server
+            .api(
+                &admin,
+                Method::PATCH,
+                &format!("/rules/{rule}"),
+                Some(json!({"script": script})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body, _) = server.client_token(&id, &secret, API).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{script}: {body}"
+        );
+        assert_eq!(
+            body,
+            json!({"error": "server_error", "error_description": "internal error"})
+        );
+        let entry = nth_log(&server, &admin, n + 1).await;
+        assert_eq!(entry["outcome"], "failed", "{entry}");
+        let cause = entry["cause"].as_str().unwrap();
+        assert!(
+            cause.contains("scope \"read write\" is not an RFC 6749 scope-token"),
+            "{cause}"
+        );
+    }
+    // Two scopes, as two strings, are two scopes.
+    let (status, body) = server
+        .api(
+            &admin,
+            Method::PATCH,
+            &format!("/rules/{rule}"),
+            Some(json!({"script": TWO_SCOPES})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body, _) = server.client_token(&id, &secret, API).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "read write");
+}
