@@ -64,7 +64,8 @@ pub struct Config {
     pub limits: Limits,
     /// Token rate limits and the failed-authentication slowdown (`[rate_limit]` in the
     /// file; `TOKENHOST_RATE_LIMIT_PER_SECOND`, `TOKENHOST_RATE_LIMIT_BURST`,
-    /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`).
+    /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`,
+    /// `TOKENHOST_MAX_AUTH_FAILURE_PAIRS`).
     pub rate_limit: RateLimitSettings,
 }
 
@@ -222,6 +223,10 @@ impl Config {
             config.rate_limit.auth_failures_per_minute =
                 parse_env("TOKENHOST_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS") {
+            config.rate_limit.max_auth_failure_pairs =
+                parse_env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS", &v)?;
+        }
         config.issuer = normalize_issuer(&config.issuer)?;
         config.limits.validate()?;
         Ok(config)
@@ -356,12 +361,14 @@ mod tests {
         let env = |name: &str| match name {
             "TOKENHOST_RATE_LIMIT_PER_SECOND" => Some("5".to_string()),
             "TOKENHOST_RATE_LIMIT_BURST" => Some("7".to_string()),
+            "TOKENHOST_MAX_AUTH_FAILURE_PAIRS" => Some("50".to_string()),
             _ => None,
         };
         let config = Config::load_with(None, env).unwrap();
         assert_eq!(config.rate_limit.per_second.get(), 5);
         assert_eq!(config.rate_limit.burst.get(), 7);
         assert_eq!(config.rate_limit.auth_failure_burst.get(), 10);
+        assert_eq!(config.rate_limit.max_auth_failure_pairs.get(), 50);
         let zero = |name: &str| (name == "TOKENHOST_RATE_LIMIT_BURST").then(|| "0".to_string());
         assert!(matches!(
             Config::load_with(None, zero),

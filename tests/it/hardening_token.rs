@@ -107,6 +107,68 @@ async fn a_scope_flood_is_refused_by_its_bound_and_the_bound_itself_is_served() 
     assert!(description.contains("scope-token"), "{description}");
 }
 
+/// What a stranger could compare between two answers: everything but the request id and
+/// the date.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    header_names: BTreeSet<String>,
+    retry_after: Option<u64>,
+}
+
+fn answer(status: StatusCode, body: Value, headers: &HeaderMap) -> Answer {
+    let header_names = headers
+        .keys()
+        .map(|name| name.as_str().to_string())
+        .filter(|name| name != "x-request-id" && name != "date")
+        .collect();
+    let retry_after = headers
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    Answer {
+        status,
+        body,
+        header_names,
+        retry_after,
+    }
+}
+
+#[tokio::test]
+async fn a_known_and_an_unknown_client_id_get_the_same_answers_at_every_failure() {
+    let server = TestServer::start(&[]);
+    let admin = server.admin_token().await;
+    let (known, _) = server
+        .setup_client(&admin, API, "ES256", &["test"], json!({}))
+        .await;
+    // As long as the real id and shaped like it; no client has it.
+    let mut unknown = known.clone();
+    let last = if unknown.ends_with('A') { "B" } else { "A" };
+    unknown.replace_range(unknown.len() - 1.., last);
+
+    let mut statuses = Vec::new();
+    for attempt in 1..=15 {
+        let (status, body, headers) = server.client_token(&known, "wrong", API).await;
+        let for_known = answer(status, body, &headers);
+        let (status, body, headers) = server.client_token(&unknown, "wrong", API).await;
+        let mut for_unknown = answer(status, body, &headers);
+        // Retry-After counts down in whole seconds between the two requests: present in
+        // both and within the interval is what must match, not the second it was read.
+        if let (Some(a), Some(b)) = (for_known.retry_after, for_unknown.retry_after) {
+            assert!((1..=6).contains(&a) && (1..=6).contains(&b), "{a} {b}");
+            for_unknown.retry_after = for_known.retry_after;
+        }
+        assert_eq!(for_known, for_unknown, "attempt {attempt}");
+        statuses.push(for_known.status);
+    }
+    // The slowdown holds for both: ten failures answered as such, then 429 with Retry-After.
+    let expected: Vec<StatusCode> = [StatusCode::UNAUTHORIZED; 10]
+        .into_iter()
+        .chain([StatusCode::TOO_MANY_REQUESTS; 5])
+        .collect();
+    assert_eq!(statuses, expected);
+}
+
 const SPLIT_LEGACY: &str =
     "module.exports = function (c, s, a, x, cb) { cb(null, {scope: ['read write']}); };";
 const SPLIT_ACTIONS: &str = "exports.onExecuteCredentialsExchange = async (event, api) => {

@@ -162,41 +162,51 @@ async fn issue(
     Ok((response, api.signing_alg))
 }
 
-/// Checks the client's secret. A (client, address) pair that failed too often is refused
-/// with 429 before its secret is looked at; unknown client ids are not tracked (nothing
-/// to guess for them, and no way for strangers to fill the limiter's memory).
+/// Checks the client's secret. A (client_id, address) pair that failed too often is
+/// refused with 429 before its secret is looked at. An unknown client_id goes through the
+/// same steps as a known one with a wrong secret (counted, slowed down, a keyed hash
+/// compared), so no answer, header or delay tells which ids exist.
 fn authenticate(
     state: &AppState,
     catalog: &Catalog,
     request: &TokenRequest,
     ip: IpAddr,
 ) -> Result<Client, OAuthError> {
-    let client = catalog.clients.get(&request.client_id);
     let slow_down = |wait| {
         OAuthError::too_many_requests(
             retry_after_secs(wait),
             "too many failed authentications for this client from this address; retry later",
         )
     };
-    if let Some(wait) = client.and_then(|c| state.rate_limits.auth_blocked(&c.client_id, ip)) {
+    if let Some(wait) = state.rate_limits.auth_blocked(&request.client_id, ip) {
         return Err(slow_down(wait));
     }
-    let now = now();
-    let valid = client.is_some_and(|client| {
-        client
-            .secrets
-            .iter()
-            .filter(|s| s.expires_at.is_none_or(|at| at > now))
-            .any(|s| state.hasher.verify(&request.client_secret, &s.hash))
-    });
-    match client {
-        Some(client) if valid => Ok(client.clone()),
-        Some(client) => match state.rate_limits.auth_failed(&client.client_id, ip) {
-            Some(wait) => Err(slow_down(wait)),
-            None => Err(OAuthError::invalid_client("client authentication failed")),
-        },
+    let secret = &request.client_secret;
+    match catalog.clients.get(&request.client_id) {
+        Some(client) if secret_matches(state, client, secret) => return Ok(client.clone()),
+        Some(_) => {}
+        // The work a known client's check does, against a hash no secret has; `black_box`
+        // so that the compiler cannot drop a computation whose result is unused.
+        None => {
+            std::hint::black_box(state.hasher.verify(secret, &NO_SECRET_HASH));
+        }
+    }
+    match state.rate_limits.auth_failed(&request.client_id, ip) {
+        Some(wait) => Err(slow_down(wait)),
         None => Err(OAuthError::invalid_client("client authentication failed")),
     }
+}
+
+/// As long as a stored secret hash (HMAC-SHA256), and matching no secret's.
+const NO_SECRET_HASH: [u8; 32] = [0; 32];
+
+fn secret_matches(state: &AppState, client: &Client, secret: &str) -> bool {
+    let now = now();
+    client
+        .secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|at| at > now))
+        .any(|s| state.hasher.verify(secret, &s.hash))
 }
 
 fn rule_input(
