@@ -24,6 +24,13 @@ pub const DEFAULT_MANAGEMENT_TOKEN_LIFETIME: u32 = 86_400;
 pub const DEFAULT_MAX_RULES: usize = 100;
 /// Open `/api/v2/logs/stream` connections at once; one more gets 429.
 pub const DEFAULT_MAX_LOG_STREAMS: usize = 32;
+/// Scopes one token request may list. Real grants hold tens of scopes (the management API
+/// defines about twenty); a thousand is far above any of them, and small enough that the most a
+/// request can make the server do with its scopes is a thousand short checks.
+pub const DEFAULT_MAX_REQUEST_SCOPES: usize = 1_000;
+/// Bytes of one requested scope. Scopes are names or URLs of tens of bytes; 1 KiB is far
+/// above them.
+pub const DEFAULT_MAX_SCOPE_LENGTH: usize = 1_024;
 
 /// Everything `tokenhost serve` can be told. Its `Debug` never shows `secrets_key`.
 #[derive(Clone, Deserialize)]
@@ -56,12 +63,19 @@ pub struct Config {
     pub max_rules: usize,
     /// `TOKENHOST_MAX_LOG_STREAMS`: live log streams open at once.
     pub max_log_streams: usize,
+    /// `TOKENHOST_MAX_REQUEST_SCOPES`: scopes one token request may list (a repeat counts);
+    /// more is `invalid_request`.
+    pub max_request_scopes: usize,
+    /// `TOKENHOST_MAX_SCOPE_LENGTH`: bytes of one requested scope; longer is
+    /// `invalid_scope`.
+    pub max_scope_length: usize,
     /// The rule sandbox's limits (`[limits]` in the file; `TOKENHOST_RULE_DEADLINE_MS`,
     /// `TOKENHOST_RULE_FUEL`, `TOKENHOST_RULE_MEMORY_BYTES`).
     pub limits: Limits,
     /// Token rate limits and the failed-authentication slowdown (`[rate_limit]` in the
     /// file; `TOKENHOST_RATE_LIMIT_PER_SECOND`, `TOKENHOST_RATE_LIMIT_BURST`,
-    /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`).
+    /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`,
+    /// `TOKENHOST_MAX_AUTH_FAILURE_PAIRS`).
     pub rate_limit: RateLimitSettings,
 }
 
@@ -85,6 +99,8 @@ impl std::fmt::Debug for Config {
             .field("management_token_lifetime", &self.management_token_lifetime)
             .field("max_rules", &self.max_rules)
             .field("max_log_streams", &self.max_log_streams)
+            .field("max_request_scopes", &self.max_request_scopes)
+            .field("max_scope_length", &self.max_scope_length)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
             .finish()
@@ -108,6 +124,8 @@ impl Default for Config {
             management_token_lifetime: DEFAULT_MANAGEMENT_TOKEN_LIFETIME,
             max_rules: DEFAULT_MAX_RULES,
             max_log_streams: DEFAULT_MAX_LOG_STREAMS,
+            max_request_scopes: DEFAULT_MAX_REQUEST_SCOPES,
+            max_scope_length: DEFAULT_MAX_SCOPE_LENGTH,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
         }
@@ -194,6 +212,12 @@ impl Config {
         if let Some(v) = env("TOKENHOST_SECRETS_KEY") {
             config.secrets_key = Some(v).filter(|v| !v.is_empty());
         }
+        if let Some(v) = env("TOKENHOST_MAX_REQUEST_SCOPES") {
+            config.max_request_scopes = parse_env("TOKENHOST_MAX_REQUEST_SCOPES", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_SCOPE_LENGTH") {
+            config.max_scope_length = parse_env("TOKENHOST_MAX_SCOPE_LENGTH", &v)?;
+        }
         if let Some(v) = env("TOKENHOST_RULE_DEADLINE_MS") {
             config.limits.deadline =
                 Duration::from_millis(parse_env("TOKENHOST_RULE_DEADLINE_MS", &v)?);
@@ -226,6 +250,10 @@ impl Config {
         }
         if let Some(v) = env("TOKENHOST_MAX_LOG_STREAMS") {
             config.max_log_streams = parse_env("TOKENHOST_MAX_LOG_STREAMS", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS") {
+            config.rate_limit.max_auth_failure_pairs =
+                parse_env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS", &v)?;
         }
         config.issuer = normalize_issuer(&config.issuer)?;
         if config.management_token_lifetime == 0 {
@@ -316,6 +344,29 @@ mod tests {
     }
 
     #[test]
+    fn scope_bounds_have_defaults_and_come_from_the_environment() {
+        let config = Config::default();
+        assert_eq!(config.max_request_scopes, DEFAULT_MAX_REQUEST_SCOPES);
+        assert_eq!(config.max_scope_length, DEFAULT_MAX_SCOPE_LENGTH);
+        let shown = format!("{config:?}");
+        assert!(shown.contains("max_request_scopes: 1000"), "{shown}");
+        assert!(shown.contains("max_scope_length: 1024"), "{shown}");
+        let env = |name: &str| match name {
+            "TOKENHOST_MAX_REQUEST_SCOPES" => Some("5".to_string()),
+            "TOKENHOST_MAX_SCOPE_LENGTH" => Some("64".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.max_request_scopes, 5);
+        assert_eq!(config.max_scope_length, 64);
+        let bad = |name: &str| (name == "TOKENHOST_MAX_REQUEST_SCOPES").then(|| "many".to_string());
+        assert!(matches!(
+            Config::load_with(None, bad),
+            Err(ConfigError::Env { .. })
+        ));
+    }
+
+    #[test]
     fn a_deadline_over_twenty_seconds_is_refused() {
         let env = |name: &str| (name == "TOKENHOST_RULE_DEADLINE_MS").then(|| "30000".to_string());
         assert!(matches!(
@@ -341,12 +392,14 @@ mod tests {
         let env = |name: &str| match name {
             "TOKENHOST_RATE_LIMIT_PER_SECOND" => Some("5".to_string()),
             "TOKENHOST_RATE_LIMIT_BURST" => Some("7".to_string()),
+            "TOKENHOST_MAX_AUTH_FAILURE_PAIRS" => Some("50".to_string()),
             _ => None,
         };
         let config = Config::load_with(None, env).unwrap();
         assert_eq!(config.rate_limit.per_second.get(), 5);
         assert_eq!(config.rate_limit.burst.get(), 7);
         assert_eq!(config.rate_limit.auth_failure_burst.get(), 10);
+        assert_eq!(config.rate_limit.max_auth_failure_pairs.get(), 50);
         let zero = |name: &str| (name == "TOKENHOST_RATE_LIMIT_BURST").then(|| "0".to_string());
         assert!(matches!(
             Config::load_with(None, zero),

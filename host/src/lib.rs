@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod datadir;
 pub mod keys;
 pub mod rules;
+pub mod scope;
 pub mod secret_box;
 pub mod server;
 pub mod store;

@@ -6,6 +6,7 @@ mod cli;
 mod components;
 mod engine;
 mod hardening_management;
+mod hardening_token;
 mod hostile;
 mod logs;
 mod management;

@@ -17,6 +17,7 @@ use super::input::RuleInput;
 use super::limits::Limits;
 use super::outcome::{Denial, DenialCode, Execution, Failure, LogLine, Outcome, Token};
 use super::store::new_store;
+use crate::scope;
 
 impl RuleEngine {
     /// Runs `rule` once with the configured deadline. Blocking: for callers outside an
@@ -125,15 +126,17 @@ fn issued(token: AccessToken, limits: &Limits, logs: &mut Vec<LogLine>) -> Outco
             },
         };
     }
-    let mut scope = Vec::with_capacity(token.scope.len());
-    for s in token.scope {
-        if !scope.contains(&s) {
-            scope.push(s);
-        }
+    // Joined by spaces in the token, a scope holding one would read back as two scopes.
+    if let Err(invalid) = token.scope.iter().try_for_each(|s| scope::check(s)) {
+        return Outcome::Failed {
+            failure: Failure::InvalidResult {
+                message: invalid.to_string(),
+            },
+        };
     }
     Outcome::Issued {
         token: Token {
-            scope,
+            scope: scope::distinct(token.scope),
             claims: claims::filter(raw, logs),
         },
     }

@@ -4,6 +4,7 @@
 //! (data directory, store, keys, rules, bootstrap client) and runs until SIGINT/SIGTERM.
 
 pub mod api_error;
+mod auth_failures;
 mod bootstrap;
 mod catalog;
 pub mod client_ip;

@@ -1,11 +1,12 @@
 //! Per-client token rate limits, and the slowdown of repeated failed client authentication.
 //!
-//! Both are GCRA limiters from `governor`, keyed in its sharded map: a check is one atomic
-//! compare-and-swap on the key's cell, so the token path never waits on a lock held by
-//! another request. Only authenticated requests count against a client's limit, so nobody
-//! can spend a client's allowance without its secret. Failed authentications count per
-//! (client_id, address) pair: an attacker guessing a client's secret from one address is
-//! slowed down without locking out the real client at another.
+//! Token limits are GCRA limiters from `governor`, keyed in its sharded map: a check is one
+//! atomic compare-and-swap on the key's cell, so the token path never waits on a lock held
+//! by another request. Only authenticated requests count against a client's limit, so
+//! nobody can spend a client's allowance without its secret, and its keys are the clients
+//! that exist. Failed authentications count per (client_id, address) pair, for every
+//! client_id sent (`auth_failures.rs`): an attacker guessing a client's secret from one
+//! address is slowed down without locking out the real client at another.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock, QuantaInstant, Reference};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 
+use super::auth_failures::AuthFailures;
 use crate::store::RateLimit;
 
 const fn non_zero(n: u32) -> NonZeroU32 {
@@ -32,6 +34,11 @@ pub const DEFAULT_BURST: NonZeroU32 = non_zero(100);
 /// Ten failed authentications in a row from one address, then one every six seconds.
 pub const DEFAULT_AUTH_FAILURE_BURST: NonZeroU32 = non_zero(10);
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: NonZeroU32 = non_zero(10);
+/// (client_id, address) pairs tracked for failed authentications, at most. A pair is
+/// forgiven one interval (6 s) after a single failure, so filling the table takes some
+/// 17,000 failed requests a second, kept up; honest traffic has a handful of failing pairs.
+/// An entry takes about 100 bytes, so the table stays under 10 MB.
+pub const DEFAULT_MAX_AUTH_FAILURE_PAIRS: NonZeroU32 = non_zero(100_000);
 
 /// The server-wide limits (`[rate_limit]` in the configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,11 +49,14 @@ pub struct RateLimitSettings {
     pub per_second: NonZeroU32,
     /// `TOKENHOST_RATE_LIMIT_BURST`: how many a client may send at once.
     pub burst: NonZeroU32,
-    /// `TOKENHOST_AUTH_FAILURE_BURST`: failed authentications of one client from one
-    /// address before that pair is slowed down.
+    /// `TOKENHOST_AUTH_FAILURE_BURST`: failed authentications of one client_id (a client's
+    /// or not) from one address before that pair is slowed down.
     pub auth_failure_burst: NonZeroU32,
     /// `TOKENHOST_AUTH_FAILURES_PER_MINUTE`: then, how many more it may try per minute.
     pub auth_failures_per_minute: NonZeroU32,
+    /// `TOKENHOST_MAX_AUTH_FAILURE_PAIRS`: pairs tracked at most; at the cap, those closest
+    /// to being forgiven are forgotten first.
+    pub max_auth_failure_pairs: NonZeroU32,
 }
 
 impl Default for RateLimitSettings {
@@ -56,12 +66,12 @@ impl Default for RateLimitSettings {
             burst: DEFAULT_BURST,
             auth_failure_burst: DEFAULT_AUTH_FAILURE_BURST,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            max_auth_failure_pairs: DEFAULT_MAX_AUTH_FAILURE_PAIRS,
         }
     }
 }
 
 type Limiter<K> = DefaultKeyedRateLimiter<K>;
-type Pair = (String, IpAddr);
 
 /// The limiters' state; one per process, shared through `AppState`.
 pub struct RateLimits {
@@ -70,10 +80,7 @@ pub struct RateLimits {
     default: Limiter<String>,
     /// One limiter per distinct per-client limit in use, keyed by client like `default`.
     custom: DashMap<RateLimit, Arc<Limiter<String>>>,
-    failures: Limiter<Pair>,
-    /// Pairs whose failures ran out, and until when they are refused without a check.
-    /// governor has no "would this conform?" query, so the refusal is remembered here.
-    blocked: DashMap<Pair, QuantaInstant>,
+    failures: AuthFailures,
 }
 
 fn token_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Quota {
@@ -92,11 +99,11 @@ impl RateLimits {
             clock: DefaultClock::default(),
             default: Limiter::dashmap(token_quota(settings.per_second, settings.burst)),
             custom: DashMap::new(),
-            failures: Limiter::dashmap(
-                Quota::per_minute(settings.auth_failures_per_minute)
-                    .allow_burst(settings.auth_failure_burst),
+            failures: AuthFailures::new(
+                settings.auth_failure_burst.get(),
+                Duration::from_secs(60) / settings.auth_failures_per_minute.get(),
+                usize::try_from(settings.max_auth_failure_pairs.get()).unwrap_or(usize::MAX),
             ),
-            blocked: DashMap::new(),
         }
     }
 
@@ -123,36 +130,19 @@ impl RateLimits {
     }
 
     /// How long `client_id` at `ip` must still wait after too many failed authentications;
-    /// `None` if it may try.
+    /// `None` if it may try. Any client_id: whether a client has it is not asked.
     pub fn auth_blocked(&self, client_id: &str, ip: IpAddr) -> Option<Duration> {
-        // The common case, nobody blocked, allocates nothing.
-        if self.blocked.is_empty() {
-            return None;
-        }
-        let key = (client_id.to_string(), ip);
-        let until = *self.blocked.get(&key)?;
-        let now = self.clock.now();
-        if until > now {
-            Some(until.duration_since(now).into())
-        } else {
-            self.blocked.remove_if(&key, |_, until| *until <= now);
-            None
-        }
+        self.failures.blocked(client_id, ip)
     }
 
-    /// Records a failed authentication of `client_id` from `ip`; `Some(wait)` when the pair
-    /// has now failed too often and is refused for that long.
+    /// Records a failed authentication of `client_id` from `ip`; `Some(wait)` when the
+    /// answer is to slow down rather than to say the authentication failed.
     pub fn auth_failed(&self, client_id: &str, ip: IpAddr) -> Option<Duration> {
-        let key = (client_id.to_string(), ip);
-        let not_until = self.failures.check_key(&key).err()?;
-        let now = self.clock.now();
-        let until = not_until.earliest_possible();
-        self.blocked.insert(key, until);
-        Some(not_until.wait_time_from(now))
+        self.failures.failed(client_id, ip)
     }
 
-    /// Forgets keys whose limiter state is back to full and expired blocks, so memory
-    /// follows recent traffic rather than every client and address ever seen.
+    /// Forgets keys whose limiter state is back to full and failing pairs since forgiven,
+    /// so memory follows recent traffic rather than every client and address ever seen.
     pub fn maintain(&self) {
         self.default.retain_recent();
         self.default.shrink_to_fit();
@@ -161,11 +151,7 @@ impl RateLimits {
             limiter.shrink_to_fit();
             !limiter.is_empty()
         });
-        self.failures.retain_recent();
-        self.failures.shrink_to_fit();
-        let now = self.clock.now();
-        self.blocked.retain(|_, until| *until > now);
-        self.blocked.shrink_to_fit();
+        self.failures.sweep();
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use super::oauth_error::OAuthError;
+use crate::scope;
 
 /// How the client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +35,20 @@ pub struct TokenRequest {
     pub body: Map<String, Value>,
 }
 
+/// How many scopes one request may name and how long each may be (the configuration's
+/// `max_request_scopes` and `max_scope_length`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeBounds {
+    pub max_scopes: usize,
+    pub max_length: usize,
+}
+
 /// Parses headers and body into a [`TokenRequest`].
-pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+pub fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    bounds: ScopeBounds,
+) -> Result<TokenRequest, OAuthError> {
     let mut fields = parse_body(headers, body)?;
     let basic = basic_credentials(headers)?;
     let text = |fields: &Map<String, Value>, name: &str| -> Result<Option<String>, OAuthError> {
@@ -79,15 +92,9 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthErro
         (Some(a), _) | (None, Some(a)) => Some(a),
         (None, None) => None,
     };
-    let scope = text(&fields, "scope")?.map(|s| {
-        let mut scopes: Vec<String> = Vec::new();
-        for part in s.split(' ').filter(|p| !p.is_empty()) {
-            if !scopes.iter().any(|x| x == part) {
-                scopes.push(part.to_string());
-            }
-        }
-        scopes
-    });
+    let scope = text(&fields, "scope")?
+        .map(|s| split_scope(&s, bounds))
+        .transpose()?;
     Ok(TokenRequest {
         client_id,
         client_secret,
@@ -97,6 +104,30 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthErro
         scope,
         body: fields,
     })
+}
+
+/// The space-delimited `scope` (RFC 6749 §3.3), split, checked, each scope kept once. The
+/// bounds are checked while splitting: a flood is refused at its first scope over the count,
+/// having cost no more than a request at the bound. A repeated scope counts each time.
+fn split_scope(raw: &str, bounds: ScopeBounds) -> Result<Vec<String>, OAuthError> {
+    let mut scopes = Vec::new();
+    for part in raw.split(' ').filter(|p| !p.is_empty()) {
+        if scopes.len() == bounds.max_scopes {
+            return Err(OAuthError::invalid_request(format!(
+                "scope names more than {} scopes, the most one request may ask for",
+                bounds.max_scopes
+            )));
+        }
+        if part.len() > bounds.max_length {
+            return Err(OAuthError::invalid_scope(format!(
+                "a scope is longer than {} bytes, the longest one request may ask for",
+                bounds.max_length
+            )));
+        }
+        scope::check(part).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+        scopes.push(part.to_string());
+    }
+    Ok(scope::distinct(scopes))
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
@@ -216,6 +247,15 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    const BOUNDS: ScopeBounds = ScopeBounds {
+        max_scopes: 3,
+        max_length: 8,
+    };
+
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+        super::parse(headers, body, BOUNDS)
+    }
+
     fn form_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
@@ -314,5 +354,52 @@ mod tests {
     fn missing_authentication_is_invalid_client() {
         let err = parse(&form_headers(), b"grant_type=client_credentials").unwrap_err();
         assert_eq!(err.code, "invalid_client");
+    }
+
+    #[test]
+    fn scopes_are_bounded_while_split_and_each_must_be_a_scope_token() {
+        let scope = |raw: &str| split_scope(raw, BOUNDS);
+        assert_eq!(scope(" a  b a ").unwrap(), ["a", "b"]);
+        assert_eq!(scope("a b 12345678").unwrap().len(), 3);
+        let many = scope("a b c d").unwrap_err();
+        assert_eq!(many.code, "invalid_request");
+        assert!(
+            many.description.contains("more than 3 scopes"),
+            "{}",
+            many.description
+        );
+        // A repeat counts: the bound is on what the request lists, not on what it keeps.
+        assert_eq!(scope("a a a a").unwrap_err().code, "invalid_request");
+        let long = scope("123456789").unwrap_err();
+        assert_eq!(long.code, "invalid_scope");
+        assert!(
+            long.description.contains("longer than 8 bytes"),
+            "{}",
+            long.description
+        );
+        let odd = scope("a\"b").unwrap_err();
+        assert_eq!(odd.code, "invalid_scope");
+        assert!(
+            odd.description.contains("scope-token"),
+            "{}",
+            odd.description
+        );
+        assert_eq!(scope("tab\tx").unwrap_err().code, "invalid_scope");
+        // A flood stops at the first scope over the count, before reading the rest (which
+        // here would be refused as over-long, were it reached).
+        let flood = format!("{} {}", "a ".repeat(14_000), "x".repeat(100));
+        assert_eq!(scope(&flood).unwrap_err().code, "invalid_request");
+    }
+
+    #[test]
+    fn a_scope_that_is_not_a_string_is_an_invalid_request() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let err = parse(
+            &h,
+            br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s","scope":["a"]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "invalid_request");
     }
 }
