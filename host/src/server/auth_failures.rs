@@ -13,15 +13,16 @@
 //! put it more than `burst` intervals ahead is refused before its secret is looked at.
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-/// The client_id's hash, and the address. The hash key is random per process, so nobody
-/// can aim two ids at one entry; 64 bits make an accidental collision among the capped
-/// entries a one-in-a-trillion event, and its effect only a shared slowdown.
+/// The client_id's hash, and the address (an IPv6 one by its /64). The hash key is random
+/// per process, so nobody can aim two ids at one entry; 64 bits make an accidental
+/// collision among the capped entries a one-in-a-trillion event, and its effect only a
+/// shared slowdown.
 type Pair = (u64, IpAddr);
 
 /// The failed-authentication cells of every (client_id, address) pair that failed lately.
@@ -53,7 +54,7 @@ impl AuthFailures {
     }
 
     fn pair(&self, client_id: &str, ip: IpAddr) -> Pair {
-        (self.ids.hash_one(client_id), ip)
+        (self.ids.hash_one(client_id), subscriber(ip))
     }
 
     /// How long the pair must still wait before its secret is looked at; `None` if it may
@@ -130,6 +131,15 @@ impl AuthFailures {
     }
 }
 
+/// An IPv6 address counts by its /64, the block one subscriber is given: otherwise stepping
+/// through the addresses of one's own block would start a fresh count at every guess.
+fn subscriber(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +173,21 @@ mod tests {
         // Other ids at that address, and that id at other addresses, are not affected.
         assert_eq!(failures.blocked_at(failures.pair("d", addr(1)), t0), None);
         assert_eq!(failures.blocked_at(failures.pair("c", addr(2)), t0), None);
+    }
+
+    #[test]
+    fn an_ipv6_block_counts_as_one_address() {
+        let failures = AuthFailures::new(1, SIX_SECONDS, 100);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            failures.failed_at(failures.pair("c", ip("2001:db8:1:2::1")), t0),
+            None
+        );
+        let same_block = failures.pair("c", ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert!(failures.blocked_at(same_block, t0).is_some());
+        let next_block = failures.pair("c", ip("2001:db8:1:3::1"));
+        assert_eq!(failures.blocked_at(next_block, t0), None);
     }
 
     #[test]
