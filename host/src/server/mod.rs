@@ -124,6 +124,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .map_err(|e| ServeError::Other(e.to_string()))??;
 
     state.logs.start(state.store.clone());
+    management::audit::keep_within_retention(&state).await;
 
     // Ready the JS compiler now rather than on the first upload.
     let warming = state.clone();

@@ -128,13 +128,12 @@ async fn create(
     let stored = grant.clone();
     write(&state, move |s| {
         validate(s, &stored)?;
-        s.store.put_client_grant(&stored)?;
         let view = ClientGrantView::from(stored.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::created("client_grant", &stored.id, &view),
-        );
+        let change = Change::created("client_grant", &stored.id, &view);
+        s.store.transaction(|tx| {
+            tx.put_client_grant(&stored)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(())
     })
     .await?;
@@ -161,13 +160,12 @@ async fn update(
         let before = ClientGrantView::from(grant.clone());
         grant.scope = body.scope;
         validate(s, &grant)?;
-        s.store.put_client_grant(&grant)?;
         let after = ClientGrantView::from(grant.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::updated("client_grant", &id, &before, &after),
-        );
+        let change = Change::updated("client_grant", &id, &before, &after);
+        s.store.transaction(|tx| {
+            tx.put_client_grant(&grant)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(grant)
     })
     .await?;
@@ -188,15 +186,20 @@ async fn delete(
             .store
             .list_client_grants()?
             .into_iter()
-            .find(|g| g.id == id);
-        match (s.store.delete_client_grant(&id)?, before) {
-            (true, Some(before)) => {
-                let before = ClientGrantView::from(before);
-                audit::record(s, &caller, Change::deleted("client_grant", &id, &before));
-                Ok(())
+            .find(|g| g.id == id)
+            .ok_or_else(|| ApiError::not_found("The client grant"))?;
+        let change = Change::deleted("client_grant", &id, &ClientGrantView::from(before));
+        let deleted = s.store.transaction(|tx| {
+            let deleted = tx.delete_client_grant(&id)?;
+            if deleted {
+                audit::record(tx, &caller, &change)?;
             }
-            (true, None) => Ok(()),
-            (false, _) => Err(ApiError::not_found("The client grant")),
+            Ok(deleted)
+        })?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("The client grant"))
         }
     })
     .await?;
