@@ -228,13 +228,6 @@ async fn an_existing_database_gets_its_signing_keys_sealed_and_still_signs() {
     }
     server.stop_and_logs();
 
-    #[cfg(unix)]
-    for suffix in ["", "-wal", "-shm"] {
-        let path = db_file(&server, suffix);
-        if path.exists() {
-            assert_eq!(mode(&path), 0o600, "tokenhost.db{suffix} was not tightened");
-        }
-    }
     // No piece of a legacy key is left anywhere in the files, not even in free pages or
     // old WAL frames (read before a connection of ours checkpoints the WAL).
     for key in &legacy {
@@ -263,6 +256,13 @@ async fn an_existing_database_gets_its_signing_keys_sealed_and_still_signs() {
     }
     // Current and next of each algorithm (RS256's made by the server).
     assert!(keys >= 6 && blobs == keys, "{keys} keys, {blobs} blobs");
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        let path = db_file(&server, suffix);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "tokenhost.db{suffix} was not tightened");
+        }
+    }
     // The operator is told.
     assert!(
         sealing_run_logs.contains("sealed the signing keys stored in the clear"),
@@ -486,7 +486,7 @@ async fn audit_entries_older_than_the_retention_are_pruned_at_start() {
 async fn a_truncated_key_file_stops_the_start_naming_the_file() {
     let mut server = TestServer::start(&[]);
     server.stop_and_logs();
-    let key = server.data_dir.join("signing-keys.key");
+    let key = server.data_dir.join("secret-hash.key");
     let whole = std::fs::read(&key).unwrap();
     std::fs::write(&key, &whole[..7]).unwrap();
 
