@@ -1,11 +1,13 @@
 //! The server's configuration: a TOML file, then environment variables over it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::redacted::Redacted;
 use crate::rules::Limits;
 use crate::server::rate_limit::RateLimitSettings;
 
@@ -31,6 +33,11 @@ pub const DEFAULT_MAX_REQUEST_SCOPES: usize = 1_000;
 /// Bytes of one requested scope. Scopes are names or URLs of tens of bytes; 1 KiB is far
 /// above them.
 pub const DEFAULT_MAX_SCOPE_LENGTH: usize = 1_024;
+/// Audit entries older than this many days are deleted.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: NonZeroU32 = match NonZeroU32::new(365) {
+    Some(days) => days,
+    None => NonZeroU32::MIN,
+};
 
 /// Everything `tokenhost serve` can be told. Its `Debug` never shows `secrets_key`.
 #[derive(Clone, Deserialize)]
@@ -77,6 +84,9 @@ pub struct Config {
     /// `TOKENHOST_AUTH_FAILURE_BURST`, `TOKENHOST_AUTH_FAILURES_PER_MINUTE`,
     /// `TOKENHOST_MAX_AUTH_FAILURE_PAIRS`).
     pub rate_limit: RateLimitSettings,
+    /// `TOKENHOST_AUDIT_RETENTION_DAYS`: audit entries older than this are deleted (at
+    /// start, then hourly).
+    pub audit_retention_days: NonZeroU32,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,10 +99,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("default_audience", &self.default_audience)
             .field("secret_grace_seconds", &self.secret_grace_seconds)
-            .field(
-                "secrets_key",
-                &self.secrets_key.as_ref().map(|_| "[redacted]"),
-            )
+            .field("secrets_key", &self.secrets_key.as_ref().map(|_| Redacted))
             .field("max_token_body_bytes", &self.max_token_body_bytes)
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
@@ -103,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("max_scope_length", &self.max_scope_length)
             .field("limits", &self.limits)
             .field("rate_limit", &self.rate_limit)
+            .field("audit_retention_days", &self.audit_retention_days)
             .finish()
     }
 }
@@ -128,6 +136,7 @@ impl Default for Config {
             max_scope_length: DEFAULT_MAX_SCOPE_LENGTH,
             limits: Limits::default(),
             rate_limit: RateLimitSettings::default(),
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 }
@@ -254,6 +263,9 @@ impl Config {
         if let Some(v) = env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS") {
             config.rate_limit.max_auth_failure_pairs =
                 parse_env("TOKENHOST_MAX_AUTH_FAILURE_PAIRS", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_AUDIT_RETENTION_DAYS") {
+            config.audit_retention_days = parse_env("TOKENHOST_AUDIT_RETENTION_DAYS", &v)?;
         }
         config.issuer = normalize_issuer(&config.issuer)?;
         if config.management_token_lifetime == 0 {
@@ -433,5 +445,30 @@ mod tests {
             Config::load_with(None, zero),
             Err(ConfigError::ManagementTokenLifetime)
         ));
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_and_comes_from_the_environment() {
+        assert_eq!(Config::default().audit_retention_days.get(), 365);
+        let env = |name: &str| (name == "TOKENHOST_AUDIT_RETENTION_DAYS").then(|| "30".to_string());
+        let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.audit_retention_days.get(), 30);
+        assert!(format!("{config:?}").contains("audit_retention_days: 30"));
+        let zero = |name: &str| (name == "TOKENHOST_AUDIT_RETENTION_DAYS").then(|| "0".to_string());
+        assert!(matches!(
+            Config::load_with(None, zero),
+            Err(ConfigError::Env { .. })
+        ));
+        let path = std::env::temp_dir().join(format!(
+            "tokenhost-config-retention-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, "audit_retention_days = 7\n").unwrap();
+        let from_file = Config::load_with(Some(&path), |_| None).unwrap();
+        std::fs::write(&path, "audit_retention_days = 0\n").unwrap();
+        let zero_in_file = Config::load_with(Some(&path), |_| None);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(from_file.audit_retention_days.get(), 7);
+        assert!(matches!(zero_in_file, Err(ConfigError::Parse { .. })));
     }
 }

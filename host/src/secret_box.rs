@@ -1,22 +1,21 @@
-//! Encryption at rest for rule secrets: AES-256-GCM with a random 96-bit nonce per value.
+//! Encryption at rest for rule secrets and private signing keys: AES-256-GCM with a random
+//! 96-bit nonce per value.
 //!
-//! The associated data names where a value belongs (the rule and the secret's name), so a
-//! sealed value copied to another rule or name in the database no longer opens. The key
-//! comes from the configuration (`secrets_key`, base64 of 32 bytes) or, failing that, from a
-//! file made once in the data directory.
+//! The associated data names what a value is and where it belongs (a rule secret of this
+//! rule and name, the private key of this kid), so a sealed value copied to another row of
+//! the database no longer opens. Each kind has its own key (`datadir::server_key`): rule
+//! secrets the configured `secrets_key` or `secrets.key`, signing keys `signing-keys.key`.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
-use crate::datadir::{self, DataDirError};
+use crate::datadir::{self, DataDirError, ServerKey};
 
 /// Why a value could not be sealed or opened, or the key not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretBoxError {
-    #[error("secrets_key must be the base64 of exactly 32 bytes")]
+    #[error("ring refused the key as an AES-256 key")]
     BadKey,
     #[error(transparent)]
     DataDir(#[from] DataDirError),
@@ -50,17 +49,10 @@ impl SecretBox {
         })
     }
 
-    /// The configured key, else the data directory's (created on first use, mode 0600).
+    /// The rule secrets' box: the configured key, else the data directory's (created on
+    /// first use, mode 0600).
     pub fn from_config(config: &Config) -> Result<SecretBox, SecretBoxError> {
-        let key = match &config.secrets_key {
-            Some(b64) => STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .ok_or(SecretBoxError::BadKey)?,
-            None => datadir::key(&config.data_dir, datadir::SECRETS_KEY_FILE)?,
-        };
-        SecretBox::new(&key)
+        SecretBox::new(&datadir::server_key(config, ServerKey::RuleSecrets)?)
     }
 
     /// `nonce || ciphertext || tag`.
@@ -119,13 +111,34 @@ impl SecretBox {
         let bytes = self.open(&rule_secret_aad(rule_id, name), sealed)?;
         String::from_utf8(bytes).map_err(|_| SecretBoxError::Open)
     }
+
+    /// Seals a private signing key (its DER), bound to its kid.
+    pub fn seal_signing_key(&self, kid: &str, der: &[u8]) -> Result<Vec<u8>, SecretBoxError> {
+        self.seal(&aad(SIGNING_KEY_LABEL, &[kid]), der)
+    }
+
+    /// Opens what [`SecretBox::seal_signing_key`] sealed for the same kid.
+    pub fn open_signing_key(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, SecretBoxError> {
+        self.open(&aad(SIGNING_KEY_LABEL, &[kid]), sealed)
+    }
 }
 
-/// Length-prefixed, so no (rule id, name) pair can spell the same bytes as another.
+/// What each kind of sealed value is, first in its associated data: a value of one kind
+/// never opens as another, even under the same key.
+const RULE_SECRET_LABEL: &[u8] = b"tokenhost rule secret v1\0";
+const SIGNING_KEY_LABEL: &[u8] = b"tokenhost signing key v1\0";
+
 fn rule_secret_aad(rule_id: &str, name: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(32 + rule_id.len() + name.len());
-    aad.extend_from_slice(b"tokenhost rule secret v1\0");
-    for part in [rule_id, name] {
+    aad(RULE_SECRET_LABEL, &[rule_id, name])
+}
+
+/// The label, then each part length-prefixed, so no parts can spell the same bytes as
+/// others.
+fn aad(label: &[u8], parts: &[&str]) -> Vec<u8> {
+    let mut aad =
+        Vec::with_capacity(label.len() + parts.iter().map(|p| 8 + p.len()).sum::<usize>());
+    aad.extend_from_slice(label);
+    for part in parts {
         aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
         aad.extend_from_slice(part.as_bytes());
     }
@@ -134,6 +147,9 @@ fn rule_secret_aad(rule_id: &str, name: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
     use super::*;
 
     fn boxed() -> SecretBox {
@@ -203,6 +219,23 @@ mod tests {
     }
 
     #[test]
+    fn a_signing_key_opens_only_for_its_kid() {
+        let secret_box = boxed();
+        let der = b"0\x82private der".to_vec();
+        let sealed = secret_box.seal_signing_key("kid-1", &der).unwrap();
+        assert!(!sealed.windows(der.len()).any(|w| w == der));
+        assert_eq!(secret_box.open_signing_key("kid-1", &sealed).unwrap(), der);
+        assert!(matches!(
+            secret_box.open_signing_key("kid-2", &sealed),
+            Err(SecretBoxError::Open)
+        ));
+        // A sealed key is not a rule secret, nor the other way round.
+        assert!(secret_box.open_rule_secret("kid-1", "", &sealed).is_err());
+        let secret = secret_box.seal_rule_secret("kid-1", "K", "v").unwrap();
+        assert!(secret_box.open_signing_key("kid-1", &secret).is_err());
+    }
+
+    #[test]
     fn the_configured_key_must_be_32_bytes_of_base64() {
         let config = |key: &str| Config {
             secrets_key: Some(key.to_string()),
@@ -211,11 +244,11 @@ mod tests {
         assert!(SecretBox::from_config(&config(&STANDARD.encode([1u8; 32]))).is_ok());
         assert!(matches!(
             SecretBox::from_config(&config(&STANDARD.encode([1u8; 16]))),
-            Err(SecretBoxError::BadKey)
+            Err(SecretBoxError::DataDir(DataDirError::BadConfiguredKey))
         ));
         assert!(matches!(
             SecretBox::from_config(&config("not base64!")),
-            Err(SecretBoxError::BadKey)
+            Err(SecretBoxError::DataDir(DataDirError::BadConfiguredKey))
         ));
     }
 }

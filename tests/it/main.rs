@@ -7,6 +7,7 @@ mod components;
 mod engine;
 mod hardening_management;
 mod hardening_token;
+mod hardening_storage;
 mod hostile;
 mod logs;
 mod management;

@@ -1,7 +1,8 @@
 //! Signing keys: generation, rotation, JWKS, signing and verifying access tokens.
 //!
-//! Storage-free: `generate` and `rotation` return the keys to write, `KeySet` is built from
-//! the keys read back and does all signing and verifying. One crypto stack: ring signs and
+//! Storage-free: `generate` and `rotation` return the keys to write, `sealing` turns them
+//! into what the store holds (private keys sealed) and back, `KeySet` is built from the
+//! keys read back and does all signing and verifying. One crypto stack: ring signs and
 //! verifies (through jsonwebtoken) and generates P-256 and Ed25519 keys; the `rsa` crate only
 //! generates RSA keys, which ring cannot.
 
@@ -9,11 +10,13 @@ mod generate;
 mod jwk;
 mod keyset;
 mod rotation;
+mod sealing;
 mod verify;
 
 pub use generate::generate;
 pub use keyset::KeySet;
-pub use rotation::{expired, missing, rotate};
+pub use rotation::{applied, expired, missing, rotate};
+pub use sealing::KeySealer;
 pub use verify::LEEWAY_SECS;
 
 use crate::store::SigningAlg;
@@ -40,6 +43,9 @@ pub enum KeyError {
     /// The token's `kid` names no key of this set (never known, or deleted after expiry).
     #[error("token signed by unknown key {0:?}")]
     UnknownKid(String),
+    /// A private key could not be sealed for storage (the system random source failed).
+    #[error("cannot seal a private key: {0}")]
+    Seal(String),
 }
 
 #[cfg(test)]
@@ -84,13 +90,7 @@ pub(crate) mod tests {
     }
 
     /// What storage does with rotation output: upsert by kid.
-    pub(crate) fn apply(mut keys: Vec<SigningKey>, changed: Vec<SigningKey>) -> Vec<SigningKey> {
-        for key in changed {
-            match keys.iter_mut().find(|k| k.kid == key.kid) {
-                Some(stored) => *stored = key,
-                None => keys.push(key),
-            }
-        }
-        keys
+    pub(crate) fn apply(keys: Vec<SigningKey>, changed: Vec<SigningKey>) -> Vec<SigningKey> {
+        super::applied(&keys, &changed)
     }
 }

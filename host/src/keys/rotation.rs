@@ -57,6 +57,19 @@ pub fn rotate(
     Ok(out)
 }
 
+/// The keys once `changed` is written over `existing` (upsert by kid, as the store does):
+/// what a rotation leaves, known before it is stored.
+pub fn applied(existing: &[SigningKey], changed: &[SigningKey]) -> Vec<SigningKey> {
+    let mut keys = existing.to_vec();
+    for key in changed {
+        match keys.iter_mut().find(|k| k.kid == key.kid) {
+            Some(stored) => *stored = key.clone(),
+            None => keys.push(key.clone()),
+        }
+    }
+    keys
+}
+
 /// Kids of retired keys that may be deleted: every token they signed has expired
 /// (`retired_at + max_token_lifetime + LEEWAY_SECS` has passed).
 pub fn expired(existing: &[SigningKey], now: i64, max_token_lifetime: i64) -> Vec<String> {

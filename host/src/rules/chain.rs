@@ -8,15 +8,27 @@ use super::compile::CompiledRule;
 use super::engine::RuleEngine;
 use super::input::{RuleInput, TokenSoFar};
 use super::outcome::{Execution, Failure, Outcome, Token};
+use crate::redacted::SecretNames;
 
-/// One rule of a chain, as the caller knows it.
-#[derive(Debug, Clone, Copy)]
+/// One rule of a chain, as the caller knows it. Its `Debug` shows secret names only.
+#[derive(Clone, Copy)]
 pub struct ChainRule<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub rule: &'a CompiledRule,
     /// This rule's secrets: set as its input's secrets, so no rule sees another's.
     pub secrets: &'a BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ChainRule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainRule")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("rule", &self.rule)
+            .field("secrets", &SecretNames(self.secrets))
+            .finish()
+    }
 }
 
 /// What one rule of the chain did.

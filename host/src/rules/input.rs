@@ -5,11 +5,13 @@
 //! it with `tokenhost run-rule`. Missing parts default to a plausible request.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::bindings;
+use crate::redacted::SecretNames;
 
 /// The client asking for a token.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -66,15 +68,23 @@ pub struct TokenSoFar {
     pub custom_claims: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 struct Webtask {
     secrets: BTreeMap<String, String>,
 }
 
+impl fmt::Debug for Webtask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webtask")
+            .field("secrets", &SecretNames(&self.secrets))
+            .finish()
+    }
+}
+
 /// `context` as an event file gives it; `ip`, `userAgent` and `hostname` at the top level
 /// (the original platform's spelling) fill in `request` where it leaves them out.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 struct ContextFile {
     ip: Option<String>,
@@ -87,6 +97,20 @@ struct ContextFile {
     webtask: Webtask,
     #[serde(alias = "access_token", rename = "accessToken")]
     access_token: TokenSoFar,
+}
+
+impl fmt::Debug for ContextFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextFile")
+            .field("ip", &self.ip)
+            .field("user_agent", &self.user_agent)
+            .field("hostname", &self.hostname)
+            .field("request", &self.request)
+            .field("secrets", &SecretNames(&self.secrets))
+            .field("webtask", &self.webtask)
+            .field("access_token", &self.access_token)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -109,8 +133,8 @@ impl Default for EventFile {
     }
 }
 
-/// Everything one rule execution is given.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Everything one rule execution is given. Its `Debug` shows secret names, never values.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(from = "EventFile")]
 pub struct RuleInput {
     pub client: ClientInfo,
@@ -119,6 +143,19 @@ pub struct RuleInput {
     pub request: RequestInfo,
     pub secrets: BTreeMap<String, String>,
     pub token_so_far: TokenSoFar,
+}
+
+impl fmt::Debug for RuleInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleInput")
+            .field("client", &self.client)
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("request", &self.request)
+            .field("secrets", &SecretNames(&self.secrets))
+            .field("token_so_far", &self.token_so_far)
+            .finish()
+    }
 }
 
 impl Default for RuleInput {
@@ -229,5 +266,25 @@ mod tests {
         assert_eq!(input.request.user_agent, "curl");
         assert_eq!(input.secrets.get("k").map(String::as_str), Some("v"));
         assert_eq!(input.token_so_far.scope, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn debug_shows_secret_names_but_no_values() {
+        let json = r#"{"context": {"secrets": {"API_KEY": "sk_live_1"},
+            "webtask": {"secrets": {"OLD_KEY": "sk_live_2"}}}}"#;
+        let file: EventFile = serde_json::from_str(json).expect("parse");
+        let input = RuleInput::from_json(json).expect("parse");
+        for shown in [
+            format!("{input:?}"),
+            format!("{input:#?}"),
+            format!("{file:?}"),
+            format!("{file:#?}"),
+        ] {
+            assert!(
+                shown.contains("API_KEY") && shown.contains("OLD_KEY"),
+                "{shown}"
+            );
+            assert!(!shown.contains("sk_live"), "{shown}");
+        }
     }
 }

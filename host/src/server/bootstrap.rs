@@ -57,7 +57,6 @@ pub fn ensure(
         created_at: now(),
         token_rate_limit: None,
     };
-    state.store.put_client(&client)?;
     let grant = ClientGrant {
         id: random(|| generate_id("cgr_"))?,
         client_id: client_id.clone(),
@@ -65,7 +64,12 @@ pub fn ensure(
         scope: MANAGEMENT_SCOPES.iter().map(|s| s.to_string()).collect(),
         created_at: now(),
     };
-    state.store.put_client_grant(&grant)?;
+    // Together: a client stored without its grant would stop the next start from making
+    // one (there is a client), and nobody could use the management API.
+    state.store.transaction(|tx| {
+        tx.put_client(&client)?;
+        tx.put_client_grant(&grant)
+    })?;
     state.reload()?;
     if generated {
         let path = state.config.data_dir.join(BOOTSTRAP_FILE);

@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::credentials::SecretHasher;
-use crate::datadir;
+use crate::datadir::{self, ServerKey};
 use crate::rules::{ArtifactKey, RuleEngine};
 use crate::store::{SqliteStore, Store};
 
@@ -98,11 +98,8 @@ pub enum ServeError {
 pub fn build_state(config: Config) -> Result<AppState, ServeError> {
     datadir::ensure(&config.data_dir)?;
     let artifact_key =
-        ArtifactKey::from_bytes(&datadir::key(&config.data_dir, datadir::ARTIFACT_KEY_FILE)?);
-    let hasher = SecretHasher::new(&datadir::key(
-        &config.data_dir,
-        datadir::SECRET_HASH_KEY_FILE,
-    )?);
+        ArtifactKey::from_bytes(&datadir::server_key(&config, ServerKey::Artifacts)?);
+    let hasher = SecretHasher::new(&datadir::server_key(&config, ServerKey::SecretHashes)?);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
         &config.data_dir.join(datadir::DATABASE_FILE),
     )?);
@@ -128,6 +125,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .map_err(|e| ServeError::Other(e.to_string()))??;
 
     state.logs.start(state.store.clone());
+    management::audit::keep_within_retention(&state).await;
 
     // Ready the JS compiler now rather than on the first upload.
     let warming = state.clone();

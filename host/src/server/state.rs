@@ -7,10 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::credentials::SecretHasher;
-use crate::keys::{self, KeySet};
+use crate::datadir::{self, DataDirError, ServerKey};
+use crate::keys::{self, KeySealer, KeySet};
 use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
 use crate::secret_box::{SecretBox, SecretBoxError};
-use crate::store::{ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, Store, StoreError};
+use crate::store::{
+    ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, SigningKey, Store, StoreError,
+};
 
 use super::catalog::{ActiveRule, Catalog};
 use super::management::scopes::MANAGEMENT_SCOPES;
@@ -37,6 +40,8 @@ pub enum StateError {
     Metrics(#[from] MetricsError),
     #[error("rule secrets key: {0}")]
     SecretsKey(SecretBoxError),
+    #[error("signing keys key: {0}")]
+    SigningKeysKey(DataDirError),
     /// The secrets key is not the one the secret was sealed with, or the row was altered.
     #[error(
         "secret {secret} of rule {id} cannot be decrypted (was secrets_key changed?): {error}"
@@ -62,6 +67,8 @@ pub struct Inner {
     pub artifact_key: ArtifactKey,
     /// Seals rule secrets for storage and opens them for the catalog.
     pub secret_box: SecretBox,
+    /// Seals private signing keys for storage and opens them for the catalog.
+    pub key_sealer: KeySealer,
     catalog: RwLock<Arc<Catalog>>,
     /// Compiled rules by id, with the `updated_at` they were compiled for.
     compiled: Mutex<HashMap<String, (i64, Arc<CompiledRule>)>>,
@@ -118,11 +125,16 @@ impl AppState {
             jwks: Arc::from(&b"{\"keys\":[]}"[..]),
         };
         let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
+        let key_sealer = KeySealer::new(
+            &datadir::server_key(&config, ServerKey::SigningKeys)
+                .map_err(StateError::SigningKeysKey)?,
+        )?;
         let rate_limits = RateLimits::new(config.rate_limit);
         let logs = LogRecorder::new(config.max_log_streams);
         let state = AppState {
             inner: Arc::new(Inner {
                 secret_box,
+                key_sealer,
                 config,
                 store,
                 engine,
@@ -187,18 +199,55 @@ impl AppState {
         }
     }
 
-    /// Creates the signing keys that are missing and drops retired keys whose tokens have
-    /// all expired.
+    /// Seals the signing keys an earlier release stored in the clear, creates the signing
+    /// keys that are missing and drops retired keys whose tokens have all expired.
     pub fn ensure_signing_keys(&self) -> Result<(), StateError> {
-        let existing = self.store.list_signing_keys()?;
+        self.seal_plain_keys()?;
+        let existing = self.signing_keys()?;
         let apis = self.store.list_resource_servers()?;
         let max_lifetime = longest_lifetime(apis.iter().chain([&self.management_api()]));
-        for kid in keys::expired(&existing, now(), max_lifetime) {
-            self.store.delete_signing_key(&kid)?;
+        let expired = keys::expired(&existing, now(), max_lifetime);
+        let missing = self
+            .key_sealer
+            .seal_all(&keys::missing(&existing, now())?)?;
+        if !expired.is_empty() || !missing.is_empty() {
+            self.store.transaction(|tx| {
+                for kid in &expired {
+                    tx.delete_signing_key(kid)?;
+                }
+                tx.put_signing_keys(&missing)
+            })?;
         }
-        let missing = keys::missing(&existing, now())?;
-        if !missing.is_empty() {
-            self.store.put_signing_keys(&missing)?;
+        Ok(())
+    }
+
+    /// The signing keys, their private keys opened. Blocking.
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, StateError> {
+        Ok(self.key_sealer.open_all(self.store.list_signing_keys()?)?)
+    }
+
+    /// The first start after an upgrade: the keys stored in the clear are sealed, and the
+    /// database compacted so that no copy of the clear DER stays in its files.
+    fn seal_plain_keys(&self) -> Result<(), StateError> {
+        let sealed = self
+            .key_sealer
+            .seal_plain(&self.store.list_signing_keys()?)?;
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        self.store.transaction(|tx| tx.put_signing_keys(&sealed))?;
+        match self.store.compact() {
+            Ok(()) => tracing::info!(
+                keys = sealed.len(),
+                "sealed the signing keys stored in the clear by an earlier release"
+            ),
+            // The keys are sealed either way; only their old copies may linger.
+            Err(e) => tracing::warn!(
+                keys = sealed.len(), error = %e,
+                "sealed the signing keys stored in the clear, but could not compact the \
+                 database: copies of the clear keys may remain in its files until it is \
+                 vacuumed"
+            ),
         }
         Ok(())
     }
@@ -298,8 +347,7 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|id, _| live.contains(id));
-        let key_list = store.list_signing_keys()?;
-        let keys = Arc::new(KeySet::new(key_list)?);
+        let keys = Arc::new(KeySet::new(self.signing_keys()?)?);
         let jwks = serde_json::to_vec(&keys.jwks(now(), longest_lifetime(apis.values())))?;
         let catalog = Catalog {
             clients,
@@ -340,7 +388,7 @@ impl AppState {
                     artifact: Some(artifact),
                     ..rule.clone()
                 };
-                if let Err(e) = self.store.put_rule(&stored) {
+                if let Err(e) = self.store.transaction(|tx| tx.put_rule(&stored)) {
                     tracing::warn!(rule = %rule.id, error = %e, "cannot store the compiled artifact");
                 }
             }

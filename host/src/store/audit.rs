@@ -1,10 +1,11 @@
 //! The audit trail of management changes: who changed what, when, from what to what.
 //!
-//! Append-only; entries are never updated or pruned here (retention is an operator's
-//! decision). What goes in `before` and `after` is the caller's business: the management
-//! API removes secrets before recording.
+//! Append-only: an entry is written in the transaction of the change it records
+//! (`StoreTx::record_audit`), never updated, and deleted only once older than the
+//! retention (`prune_audit`). What goes in `before` and `after` is the caller's business:
+//! the management API removes secrets before recording.
 
-use rusqlite::{params, Row};
+use rusqlite::{params, Connection, Row};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -49,9 +50,9 @@ pub struct AuditFilter {
 
 /// Where the audit trail lives. Blocking calls.
 pub trait AuditStore {
-    /// Appends `record`; returns its id.
-    fn record_audit(&self, record: &AuditRecord) -> StoreResult<i64>;
     fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+    /// Deletes the entries recorded before `before` (Unix seconds); returns how many.
+    fn prune_audit(&self, before: i64) -> StoreResult<usize>;
 }
 
 fn json_column(row: &Row<'_>, index: usize, column: &str) -> StoreResult<Option<Value>> {
@@ -71,23 +72,30 @@ fn json_text(value: &Option<Value>) -> StoreResult<Option<String>> {
         .transpose()
 }
 
+/// `StoreTx::record_audit`, on the transaction's connection.
+pub(super) fn insert_audit(conn: &Connection, record: &AuditRecord) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        record.at,
+        record.actor,
+        record.action,
+        record.target_type,
+        record.target_id,
+        json_text(&record.before)?,
+        json_text(&record.after)?,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
 impl AuditStore for SqliteStore {
-    fn record_audit(&self, record: &AuditRecord) -> StoreResult<i64> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            record.at,
-            record.actor,
-            record.action,
-            record.target_type,
-            record.target_id,
-            json_text(&record.before)?,
-            json_text(&record.after)?,
-        ])?;
-        Ok(conn.last_insert_rowid())
+    fn prune_audit(&self, before: i64) -> StoreResult<usize> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM audit_log WHERE at < ?1")?
+            .execute([before])?)
     }
 
     fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
@@ -134,6 +142,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::StoreTx;
 
     fn record(at: i64, target_id: &str) -> AuditRecord {
         AuditRecord {
@@ -184,5 +193,25 @@ mod tests {
             .unwrap();
         assert_eq!(older.len(), 1);
         assert_eq!(older[0].id, first);
+    }
+
+    #[test]
+    fn pruning_deletes_only_entries_older_than_the_cutoff() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for at in [100, 199, 200, 300] {
+            store.record_audit(&record(at, "r")).unwrap();
+        }
+        assert_eq!(store.prune_audit(200).unwrap(), 2);
+        let left = store
+            .list_audit(&AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|e| e.record.at).collect::<Vec<_>>(),
+            [300, 200]
+        );
+        assert_eq!(store.prune_audit(200).unwrap(), 0);
     }
 }

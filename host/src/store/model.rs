@@ -3,8 +3,11 @@
 //! Plain data; no storage or HTTP concerns. Times are Unix seconds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::redacted::Redacted;
 
 /// The algorithm an API's tokens are signed with.
 #[derive(
@@ -67,10 +70,20 @@ pub struct ResourceServer {
 }
 
 /// A keyed hash of a client secret, and when it stops being accepted (`None`: never).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` leaves the hash out, as the audit trail does.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretHash {
     pub hash: Vec<u8>,
     pub expires_at: Option<i64>,
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretHash")
+            .field("hash", &Redacted)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A machine-to-machine client.
@@ -160,8 +173,10 @@ impl KeyState {
     }
 }
 
-/// A signing key pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A signing key pair, its private key in the clear: what `keys` generates and signs with.
+/// Never stored as such (the store takes a [`StoredSigningKey`]); its `Debug` leaves the
+/// private key out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
@@ -172,4 +187,101 @@ pub struct SigningKey {
     pub public_jwk: serde_json::Value,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("private_der", &Redacted)
+            .field("public_jwk", &self.public_jwk)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// A signing key as stored: a [`SigningKey`] whose private key is sealed
+/// (`keys::KeySealer`), so that a copy of the database alone signs nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub private_key: PrivateKeyAtRest,
+    pub public_jwk: serde_json::Value,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// A private signing key as the database holds it. Its `Debug` shows neither form.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PrivateKeyAtRest {
+    /// AES-256-GCM under the data directory's signing-keys key, bound to the kid.
+    Sealed(Vec<u8>),
+    /// DER in the clear: only in rows written before keys were sealed, read so that the
+    /// first start can seal them. Never written.
+    Plain(Vec<u8>),
+}
+
+impl fmt::Debug for PrivateKeyAtRest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivateKeyAtRest::Sealed(bytes) => write!(f, "Sealed({} bytes)", bytes.len()),
+            PrivateKeyAtRest::Plain(_) => f.debug_tuple("Plain").field(&Redacted).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_private_keys_or_secret_hashes() {
+        let der = b"-private-der-bytes-".to_vec();
+        let key = SigningKey {
+            kid: "kid-1".into(),
+            alg: SigningAlg::EdDSA,
+            state: KeyState::Current,
+            private_der: der.clone(),
+            public_jwk: serde_json::json!({"kty": "OKP"}),
+            created_at: 1,
+            retired_at: None,
+        };
+        let stored = StoredSigningKey {
+            kid: key.kid.clone(),
+            alg: key.alg,
+            state: key.state,
+            private_key: PrivateKeyAtRest::Plain(der.clone()),
+            public_jwk: key.public_jwk.clone(),
+            created_at: 1,
+            retired_at: None,
+        };
+        let sealed = PrivateKeyAtRest::Sealed(der.clone());
+        let hash = SecretHash {
+            hash: der.clone(),
+            expires_at: Some(5),
+        };
+        // Debug prints a Vec<u8> as its numbers; look for those too.
+        let as_numbers = format!("{:?}", &der[..4]);
+        let as_numbers = as_numbers.trim_matches(['[', ']']);
+        for shown in [
+            format!("{key:?}"),
+            format!("{key:#?}"),
+            format!("{stored:?}"),
+            format!("{stored:#?}"),
+            format!("{sealed:?}"),
+            format!("{hash:?}"),
+            format!("{hash:#?}"),
+        ] {
+            assert!(!shown.contains("private-der"), "{shown}");
+            assert!(!shown.contains(as_numbers), "{shown}");
+        }
+        assert!(format!("{key:?}").contains("kid-1"));
+        assert!(format!("{key:?}").contains("[redacted]"));
+        assert!(format!("{hash:?}").contains("expires_at: Some(5)"));
+    }
 }

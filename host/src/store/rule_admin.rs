@@ -1,10 +1,11 @@
 //! What a rule keeps besides its current code: its secrets (sealed by the caller, never
-//! stored in clear) and the numbered versions of its source.
+//! stored in clear) and the numbered versions of its source. Reads here; the writes
+//! (`StoreTx::change_rule_secrets`, `put_rule_version`) are part of a transaction.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::sqlite::{upsert_rule, SqliteStore};
-use super::{Rule, RuleSource, StoreError, StoreResult};
+use super::sqlite::SqliteStore;
+use super::{RuleSource, StoreError, StoreResult};
 
 /// A rule secret as stored: the value is sealed (see `secret_box`), bound to rule and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,24 +29,13 @@ pub struct RuleVersion {
 }
 
 /// Secrets and versions of rules. Blocking calls, like `Store`'s. Both disappear with their
-/// rule (`Store::delete_rule`).
+/// rule (`StoreTx::delete_rule`).
 pub trait RuleAdminStore {
     /// A rule's secrets, by name.
     fn list_rule_secrets(&self, rule_id: &str) -> StoreResult<Vec<SealedSecret>>;
-    /// Sets `set` (insert or replace by name) and deletes `remove`, in one transaction.
-    fn change_rule_secrets(
-        &self,
-        rule_id: &str,
-        set: &[SealedSecret],
-        remove: &[String],
-    ) -> StoreResult<()>;
-
     /// A rule's versions, oldest first.
     fn list_rule_versions(&self, rule_id: &str) -> StoreResult<Vec<RuleVersion>>;
     fn get_rule_version(&self, rule_id: &str, number: u32) -> StoreResult<Option<RuleVersion>>;
-    /// Stores `rule` (insert or replace) and `version` as its next version (its `number`
-    /// is ignored), both or neither; returns the number the version got.
-    fn put_rule_version(&self, rule: &Rule, version: &RuleVersion) -> StoreResult<u32>;
 }
 
 fn version_from_row(row: &Row<'_>) -> StoreResult<RuleVersion> {
@@ -83,55 +73,97 @@ fn versions(conn: &Connection, rule_id: &str) -> StoreResult<Vec<RuleVersion>> {
     Ok(out)
 }
 
+fn secrets(conn: &Connection, rule_id: &str) -> StoreResult<Vec<SealedSecret>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, value, updated_at FROM rule_secrets WHERE rule_id = ?1 ORDER BY name",
+    )?;
+    let mut rows = stmt.query([rule_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(SealedSecret {
+            name: row.get(0)?,
+            sealed: row.get(1)?,
+            updated_at: row.get(2)?,
+        });
+    }
+    Ok(out)
+}
+
+/// `StoreTx::change_rule_secrets`, on the transaction's connection.
+pub(super) fn change_secrets(
+    conn: &Connection,
+    rule_id: &str,
+    set: &[SealedSecret],
+    remove: &[String],
+) -> StoreResult<Vec<SealedSecret>> {
+    {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO rule_secrets (rule_id, name, value, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (rule_id, name) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at",
+        )?;
+        for secret in set {
+            upsert.execute(params![
+                rule_id,
+                secret.name,
+                secret.sealed,
+                secret.updated_at
+            ])?;
+        }
+        let mut delete =
+            conn.prepare_cached("DELETE FROM rule_secrets WHERE rule_id = ?1 AND name = ?2")?;
+        for name in remove {
+            delete.execute(params![rule_id, name])?;
+        }
+    }
+    secrets(conn, rule_id)
+}
+
+/// Inserts `version` as `rule_id`'s next version, on the transaction's connection (the
+/// rule stored in the same transaction, so that a rule is never left without the version
+/// of its current source); returns its number.
+pub(super) fn insert_version(
+    conn: &Connection,
+    rule_id: &str,
+    version: &RuleVersion,
+) -> StoreResult<u32> {
+    let (kind, script, component) = match &version.source {
+        RuleSource::Script(s) => ("script", Some(s.as_str()), None),
+        RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
+    };
+    // Reading the last number and inserting happen in one write transaction (IMMEDIATE,
+    // see `Store::atomically`), so two writers can never take the same number.
+    let last: Option<u32> = conn
+        .query_row(
+            "SELECT MAX(number) FROM rule_versions WHERE rule_id = ?1",
+            [rule_id],
+            |row| row.get(0),
+        )
+        .optional()?
+        .flatten();
+    let number = last.unwrap_or(0).saturating_add(1);
+    conn.prepare_cached(
+        "INSERT INTO rule_versions (rule_id, number, source_kind, script, component,
+             created_at, created_by, deployed_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        rule_id,
+        number,
+        kind,
+        script,
+        component,
+        version.created_at,
+        version.created_by,
+        version.deployed_from,
+    ])?;
+    Ok(number)
+}
+
 impl RuleAdminStore for SqliteStore {
     fn list_rule_secrets(&self, rule_id: &str) -> StoreResult<Vec<SealedSecret>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT name, value, updated_at FROM rule_secrets WHERE rule_id = ?1 ORDER BY name",
-        )?;
-        let mut rows = stmt.query([rule_id])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(SealedSecret {
-                name: row.get(0)?,
-                sealed: row.get(1)?,
-                updated_at: row.get(2)?,
-            });
-        }
-        Ok(out)
-    }
-
-    fn change_rule_secrets(
-        &self,
-        rule_id: &str,
-        set: &[SealedSecret],
-        remove: &[String],
-    ) -> StoreResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO rule_secrets (rule_id, name, value, updated_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (rule_id, name) DO UPDATE SET value = excluded.value,
-                     updated_at = excluded.updated_at",
-            )?;
-            for secret in set {
-                upsert.execute(params![
-                    rule_id,
-                    secret.name,
-                    secret.sealed,
-                    secret.updated_at
-                ])?;
-            }
-            let mut delete =
-                tx.prepare_cached("DELETE FROM rule_secrets WHERE rule_id = ?1 AND name = ?2")?;
-            for name in remove {
-                delete.execute(params![rule_id, name])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        secrets(&self.conn(), rule_id)
     }
 
     fn list_rule_versions(&self, rule_id: &str) -> StoreResult<Vec<RuleVersion>> {
@@ -146,52 +178,12 @@ impl RuleAdminStore for SqliteStore {
         let mut rows = stmt.query(params![rule_id, number])?;
         rows.next()?.map(version_from_row).transpose()
     }
-
-    fn put_rule_version(&self, rule: &Rule, version: &RuleVersion) -> StoreResult<u32> {
-        let rule_id = rule.id.as_str();
-        let (kind, script, component) = match &version.source {
-            RuleSource::Script(s) => ("script", Some(s.as_str()), None),
-            RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
-        };
-        let mut conn = self.conn();
-        // Store the rule, read the last number and insert in one write transaction: a
-        // rule is never left without the version of its current source, and two writers
-        // can never take the same number.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        upsert_rule(&tx, rule)?;
-        let last: Option<u32> = tx
-            .query_row(
-                "SELECT MAX(number) FROM rule_versions WHERE rule_id = ?1",
-                [rule_id],
-                |row| row.get(0),
-            )
-            .optional()?
-            .flatten();
-        let number = last.unwrap_or(0).saturating_add(1);
-        tx.prepare_cached(
-            "INSERT INTO rule_versions (rule_id, number, source_kind, script, component,
-                 created_at, created_by, deployed_from)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            rule_id,
-            number,
-            kind,
-            script,
-            component,
-            version.created_at,
-            version.created_by,
-            version.deployed_from,
-        ])?;
-        tx.commit()?;
-        Ok(number)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Rule, Store, StoreTx};
 
     fn rule(id: &str, name: &str) -> Rule {
         Rule {
@@ -273,9 +265,11 @@ mod tests {
         store
             .change_rule_secrets("r1", &[secret("A", 1), secret("B", 2)], &[])
             .unwrap();
-        store
+        // The change answers with the secrets it leaves, as a later read finds them.
+        let after = store
             .change_rule_secrets("r1", &[secret("A", 3)], &["B".into(), "C".into()])
             .unwrap();
-        assert_eq!(store.list_rule_secrets("r1").unwrap(), vec![secret("A", 3)]);
+        assert_eq!(after, vec![secret("A", 3)]);
+        assert_eq!(store.list_rule_secrets("r1").unwrap(), after);
     }
 }

@@ -1,17 +1,19 @@
 //! The embedded SQLite implementation of `Store`: one connection behind a mutex, schema
-//! versioned by rusqlite_migration.
+//! versioned by rusqlite_migration. Reads are here, the writes of a transaction in
+//! `sqlite_tx.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{ffi, params, Connection, ErrorCode, Row, Statement};
+use rusqlite::{Connection, Row, Statement, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
 
+use super::sqlite_tx::SqliteTx;
 use super::{
-    Client, ClientGrant, KeyState, ResourceServer, Rule, RuleSource, SecretHash, SigningAlg,
-    SigningKey, Store, StoreError, StoreResult,
+    Client, ClientGrant, KeyState, PrivateKeyAtRest, ResourceServer, Rule, RuleSource, SecretHash,
+    SigningAlg, Store, StoreError, StoreResult, StoreTx, StoredSigningKey,
 };
 
 /// Append-only: a released migration is never edited, a change is a new entry.
@@ -20,11 +22,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_rule_secrets_versions.sql"),
     include_str!("migrations/0003_audit_rate_limits.sql"),
     include_str!("migrations/0004_rule_logs.sql"),
+    include_str!("migrations/0006_sealed_keys_audit_retention.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
+
+/// How `signing_keys.private_format` names each form of a private key.
+pub(super) const PLAIN: &str = "plain";
+pub(super) const SEALED: &str = "sealed";
 
 /// A `Store` in one SQLite database file.
 #[derive(Debug)]
@@ -33,8 +40,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if need be) the database at `path` and migrates it to the latest schema.
+    /// Opens (creating if need be) the database at `path` and migrates it to the latest
+    /// schema. The database and its `-wal` and `-shm` files are readable by their owner
+    /// only (mode 0600), whatever the umask or an earlier release left.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        owner_only(path)?;
         let conn = Connection::open(path)?;
         // WAL lets a backup or an operator's sqlite3 read while the server writes.
         let mode: String =
@@ -46,7 +56,6 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Self::init(conn)
     }
-
     /// A private database that lives as long as the store; for tests.
     pub fn open_in_memory() -> StoreResult<SqliteStore> {
         Self::init(Connection::open_in_memory()?)
@@ -77,53 +86,43 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Maps a write's error: a UNIQUE clash is `Conflict` about `what`, anything else `Backend`.
-/// Inserts or replaces `rule` (on `conn`, so that it can be part of a transaction).
-pub(super) fn upsert_rule(conn: &Connection, rule: &Rule) -> StoreResult<()> {
-    let (kind, script, component) = match &rule.source {
-        RuleSource::Script(s) => ("script", Some(s.as_str()), None),
-        RuleSource::Component(c) => ("component", None, Some(c.as_slice())),
-    };
-    conn.prepare_cached(
-        "INSERT INTO rules (id, name, source_kind, script, component, enabled, ord,
-             artifact, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-             source_kind = excluded.source_kind, script = excluded.script,
-             component = excluded.component, enabled = excluded.enabled,
-             ord = excluded.ord, artifact = excluded.artifact,
-             created_at = excluded.created_at, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
-        rule.id,
-        rule.name,
-        kind,
-        script,
-        component,
-        rule.enabled,
-        rule.order,
-        rule.artifact,
-        rule.created_at,
-        rule.updated_at,
-    ])
-    .map_err(on_unique(|| format!("a rule named {}", rule.name)))?;
-    Ok(())
-}
+/// Creates the database file with mode 0600 if it does not exist (SQLite would create it
+/// with the umask's mode, and gives its `-wal` and `-shm` files the database's mode), and
+/// tightens the mode of whichever of the three an earlier release left readable by others.
+fn owner_only(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
-fn on_unique(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| match e.sqlite_error() {
-        Some(f)
-            if f.code == ErrorCode::ConstraintViolation
-                && f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            StoreError::Conflict { what: what() }
+        let file_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::File { path, source }
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(file_error(path))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            match std::fs::metadata(file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(file_error(file))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(file_error(file)(e)),
+            }
         }
-        _ => e.into(),
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
@@ -146,10 +145,6 @@ fn collect<T>(
         out.push(convert(row)?);
     }
     Ok(out)
-}
-
-fn delete(conn: &Connection, sql: &str, key: &str) -> StoreResult<bool> {
-    Ok(conn.execute(sql, [key])? > 0)
 }
 
 impl Store for SqliteStore {
@@ -175,43 +170,6 @@ impl Store for SqliteStore {
                 created_at: row.get(7)?,
             })
         })
-    }
-
-    fn put_resource_server(&self, api: &ResourceServer) -> StoreResult<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO resource_servers (id, identifier, name, scopes, token_lifetime,
-                     signing_alg, allow_rule_added_scopes, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET identifier = excluded.identifier,
-                     name = excluded.name, scopes = excluded.scopes,
-                     token_lifetime = excluded.token_lifetime,
-                     signing_alg = excluded.signing_alg,
-                     allow_rule_added_scopes = excluded.allow_rule_added_scopes,
-                     created_at = excluded.created_at",
-            )?
-            .execute(params![
-                api.id,
-                api.identifier,
-                api.name,
-                to_json(&api.scopes)?,
-                api.token_lifetime,
-                api.signing_alg.as_str(),
-                api.allow_rule_added_scopes,
-                api.created_at,
-            ])
-            .map_err(on_unique(|| {
-                format!("an API with identifier {}", api.identifier)
-            }))?;
-        Ok(())
-    }
-
-    fn delete_resource_server(&self, id: &str) -> StoreResult<bool> {
-        delete(
-            &self.conn(),
-            "DELETE FROM resource_servers WHERE id = ?1",
-            id,
-        )
     }
 
     fn list_clients(&self) -> StoreResult<Vec<Client>> {
@@ -269,57 +227,6 @@ impl Store for SqliteStore {
         Ok(clients)
     }
 
-    fn put_client(&self, client: &Client) -> StoreResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // An upsert, not REPLACE: REPLACE deletes the row first and would cascade to grants.
-        tx.prepare_cached(
-            "INSERT INTO clients (client_id, name, client_metadata, app_type, created_at,
-                 token_rate_limit)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (client_id) DO UPDATE SET name = excluded.name,
-                 client_metadata = excluded.client_metadata, app_type = excluded.app_type,
-                 created_at = excluded.created_at,
-                 token_rate_limit = excluded.token_rate_limit",
-        )?
-        .execute(params![
-            client.client_id,
-            client.name,
-            to_json(&client.client_metadata)?,
-            client.app_type,
-            client.created_at,
-            client.token_rate_limit.as_ref().map(to_json).transpose()?,
-        ])?;
-        tx.execute(
-            "DELETE FROM client_secrets WHERE client_id = ?1",
-            [&client.client_id],
-        )?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO client_secrets (client_id, position, hash, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (position, secret) in (0_i64..).zip(&client.secrets) {
-                insert.execute(params![
-                    client.client_id,
-                    position,
-                    secret.hash,
-                    secret.expires_at
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
-        delete(
-            &self.conn(),
-            "DELETE FROM clients WHERE client_id = ?1",
-            client_id,
-        )
-    }
-
     fn list_client_grants(&self) -> StoreResult<Vec<ClientGrant>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
@@ -335,35 +242,6 @@ impl Store for SqliteStore {
                 created_at: row.get(4)?,
             })
         })
-    }
-
-    fn put_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO client_grants (id, client_id, audience, scope, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id,
-                     audience = excluded.audience, scope = excluded.scope,
-                     created_at = excluded.created_at",
-            )?
-            .execute(params![
-                grant.id,
-                grant.client_id,
-                grant.audience,
-                to_json(&grant.scope)?,
-                grant.created_at,
-            ])
-            .map_err(on_unique(|| {
-                format!(
-                    "a grant for client {} to audience {}",
-                    grant.client_id, grant.audience
-                )
-            }))?;
-        Ok(())
-    }
-
-    fn delete_client_grant(&self, id: &str) -> StoreResult<bool> {
-        delete(&self.conn(), "DELETE FROM client_grants WHERE id = ?1", id)
     }
 
     fn list_rules(&self) -> StoreResult<Vec<Rule>> {
@@ -393,65 +271,65 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_rule(&self, rule: &Rule) -> StoreResult<()> {
-        upsert_rule(&self.conn(), rule)
-    }
-
-    fn delete_rule(&self, id: &str) -> StoreResult<bool> {
-        delete(&self.conn(), "DELETE FROM rules WHERE id = ?1", id)
-    }
-
-    fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+    fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT kid, alg, state, private_der, public_jwk, created_at, retired_at
+            "SELECT kid, alg, state, private_key, private_format, public_jwk, created_at,
+                    retired_at
              FROM signing_keys ORDER BY created_at, kid",
         )?;
         collect(&mut stmt, |row| {
             let state: String = row.get(2)?;
-            Ok(SigningKey {
+            let format: String = row.get(4)?;
+            let private: Vec<u8> = row.get(3)?;
+            Ok(StoredSigningKey {
                 kid: row.get(0)?,
                 alg: parse_alg(&row.get::<_, String>(1)?)?,
                 state: KeyState::parse(&state)
                     .ok_or_else(|| StoreError::Corrupt(format!("unknown key state {state:?}")))?,
-                private_der: row.get(3)?,
-                public_jwk: from_json("signing_keys.public_jwk", &row.get::<_, String>(4)?)?,
-                created_at: row.get(5)?,
-                retired_at: row.get(6)?,
+                private_key: match format.as_str() {
+                    SEALED => PrivateKeyAtRest::Sealed(private),
+                    PLAIN => PrivateKeyAtRest::Plain(private),
+                    _ => {
+                        return Err(StoreError::Corrupt(format!(
+                            "unknown private key format {format:?}"
+                        )))
+                    }
+                },
+                public_jwk: from_json("signing_keys.public_jwk", &row.get::<_, String>(5)?)?,
+                created_at: row.get(6)?,
+                retired_at: row.get(7)?,
             })
         })
     }
 
-    fn put_signing_keys(&self, keys: &[SigningKey]) -> StoreResult<()> {
+    fn atomically(&self, f: &mut dyn FnMut(&dyn StoreTx) -> StoreResult<()>) -> StoreResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO signing_keys (kid, alg, state, private_der, public_jwk,
-                     created_at, retired_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (kid) DO UPDATE SET alg = excluded.alg, state = excluded.state,
-                     private_der = excluded.private_der, public_jwk = excluded.public_jwk,
-                     created_at = excluded.created_at, retired_at = excluded.retired_at",
-            )?;
-            for key in keys {
-                upsert.execute(params![
-                    key.kid,
-                    key.alg.as_str(),
-                    key.state.as_str(),
-                    key.private_der,
-                    to_json(&key.public_jwk)?,
-                    key.created_at,
-                    key.retired_at,
-                ])?;
-            }
-        }
+        // IMMEDIATE takes the write lock first, so a transaction never fails halfway for
+        // lack of it (another connection, an operator's sqlite3, holding a read).
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        f(&SqliteTx(&tx))?;
+        // Dropped without a commit (an error above), the transaction rolls back.
         tx.commit()?;
         Ok(())
     }
 
-    fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        delete(&self.conn(), "DELETE FROM signing_keys WHERE kid = ?1", kid)
+    fn compact(&self) -> StoreResult<()> {
+        let conn = self.conn();
+        // VACUUM rebuilds the file from live rows only; the checkpoint then moves the
+        // rebuilt pages into the database file and empties the WAL, whose older frames
+        // still held what was overwritten.
+        conn.execute_batch("VACUUM")?;
+        let (busy, _, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        if busy != 0 {
+            return Err(StoreError::Backend(
+                "the WAL could not be emptied: another connection is reading".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn ping(&self) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::*;
-use crate::store::ScopeDef;
+use crate::store::{AuditFilter, AuditRecord, AuditStore, ScopeDef};
 
 fn store() -> SqliteStore {
     SqliteStore::open_in_memory().unwrap()
@@ -78,12 +78,12 @@ fn rule(id: &str, name: &str, order: i64, source: RuleSource) -> Rule {
     }
 }
 
-fn key(kid: &str, state: KeyState, created_at: i64) -> SigningKey {
-    SigningKey {
+fn key(kid: &str, state: KeyState, created_at: i64) -> StoredSigningKey {
+    StoredSigningKey {
         kid: kid.into(),
         alg: SigningAlg::EdDSA,
         state,
-        private_der: vec![0x30, 0x2e, 0x02, 0x01],
+        private_key: PrivateKeyAtRest::Sealed(vec![0x9f, 0x2e, 0x02, 0x01]),
         public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": kid}),
         created_at,
         retired_at: None,
@@ -349,6 +349,128 @@ fn unknown_enum_values_are_corrupt() {
 }
 
 #[test]
+fn deleting_an_api_deletes_its_grants_in_the_same_transaction() {
+    let s = store();
+    s.put_resource_server(&api("a", "https://a", 1)).unwrap();
+    s.put_resource_server(&api("b", "https://b", 1)).unwrap();
+    s.put_client(&client("c", 1)).unwrap();
+    s.put_client_grant(&grant("ga", "c", "https://a", 1))
+        .unwrap();
+    s.put_client_grant(&grant("gb", "c", "https://b", 1))
+        .unwrap();
+
+    // A failure after the grants went (here: the API row refuses to go) undoes it all.
+    s.conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER keep_apis BEFORE DELETE ON resource_servers
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+    assert!(s.delete_resource_server("a").is_err());
+    assert_eq!(s.list_resource_servers().unwrap().len(), 2);
+    assert_eq!(s.list_client_grants().unwrap().len(), 2);
+
+    s.conn().execute_batch("DROP TRIGGER keep_apis").unwrap();
+    assert!(s.delete_resource_server("a").unwrap());
+    assert_eq!(
+        s.list_client_grants().unwrap(),
+        vec![grant("gb", "c", "https://b", 1)]
+    );
+    assert!(!s.delete_resource_server("a").unwrap());
+}
+
+fn audit(target_id: &str) -> AuditRecord {
+    AuditRecord {
+        at: 5,
+        actor: "admin".into(),
+        action: "create".into(),
+        target_type: "client".into(),
+        target_id: target_id.into(),
+        before: None,
+        after: Some(json!({"name": target_id})),
+    }
+}
+
+#[test]
+fn a_change_and_its_audit_record_commit_together_or_not_at_all() {
+    let s = store();
+    let dyn_store: &dyn Store = &s;
+    let id = dyn_store
+        .transaction(|tx| {
+            tx.put_client(&client("c1", 1))?;
+            tx.record_audit(&audit("c1"))
+        })
+        .unwrap();
+    assert!(id > 0);
+
+    s.conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER no_audit BEFORE INSERT ON audit_log
+             BEGIN SELECT RAISE(ABORT, 'the audit trail is unavailable'); END;",
+        )
+        .unwrap();
+    let failed = dyn_store.transaction(|tx| {
+        tx.put_client(&client("c2", 2))?;
+        tx.delete_client("c1")?;
+        tx.record_audit(&audit("c2"))
+    });
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
+    // Neither write of the failed change was applied.
+    assert_eq!(s.list_clients().unwrap(), vec![client("c1", 1)]);
+    let trail = s
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(trail.len(), 1);
+}
+
+#[test]
+fn an_error_of_the_closure_rolls_back_what_it_wrote() {
+    let s = store();
+    let dyn_store: &dyn Store = &s;
+    let failed: StoreResult<()> = dyn_store.transaction(|tx| {
+        tx.put_client(&client("c", 1))?;
+        Err(StoreError::Corrupt("changed its mind".into()))
+    });
+    assert!(failed.is_err());
+    assert!(s.list_clients().unwrap().is_empty());
+}
+
+#[test]
+fn signing_keys_are_stored_sealed_only_and_old_plain_rows_read_as_plain() {
+    let s = store();
+    let mut plain = key("k-plain", KeyState::Current, 1);
+    plain.private_key = PrivateKeyAtRest::Plain(vec![0x30, 0x2e]);
+    let refused = s.put_signing_keys(&[key("k-ok", KeyState::Next, 1), plain]);
+    assert!(
+        matches!(&refused, Err(StoreError::Backend(e)) if e.contains("in the clear")),
+        "{refused:?}"
+    );
+    // The whole write was refused, the sealed key with it.
+    assert!(s.list_signing_keys().unwrap().is_empty());
+
+    // A row as a release before sealing wrote it: the column's default says plain.
+    s.conn()
+        .execute(
+            "INSERT INTO signing_keys (kid, alg, state, private_key, public_jwk, created_at)
+             VALUES ('k-old', 'EdDSA', 'current', x'302e', '{}', 1)",
+            [],
+        )
+        .unwrap();
+    let listed = s.list_signing_keys().unwrap();
+    assert_eq!(
+        listed[0].private_key,
+        PrivateKeyAtRest::Plain(vec![0x30, 0x2e])
+    );
+    let mut sealed = listed[0].clone();
+    sealed.private_key = PrivateKeyAtRest::Sealed(vec![1, 2, 3]);
+    s.put_signing_keys(&[sealed.clone()]).unwrap();
+    assert_eq!(s.list_signing_keys().unwrap(), vec![sealed]);
+}
+
+#[test]
 fn ping_answers() {
     store().ping().unwrap();
 }
@@ -405,4 +527,94 @@ fn reopening_a_file_keeps_data() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, super::MIGRATIONS.len());
+}
+
+fn temp_db(name: &str) -> TempDb {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    TempDb(std::env::temp_dir().join(format!(
+        "tokenhost-store-{name}-{}-{nanos}.sqlite3",
+        std::process::id()
+    )))
+}
+
+fn companion(db: &TempDb, suffix: &str) -> PathBuf {
+    let mut p = db.0.clone().into_os_string();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn database_files_are_created_owner_only() {
+    let db = temp_db("mode");
+    let s = SqliteStore::open(&db.0).unwrap();
+    s.put_client(&client("c", 1)).unwrap();
+    // The WAL and its index exist while the connection is open.
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(&companion(&db, suffix)), 0o600, "{suffix}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn an_existing_database_readable_by_others_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let db = temp_db("tighten");
+    let s = SqliteStore::open(&db.0).unwrap();
+    s.put_client(&client("c", 1)).unwrap();
+    // As an earlier release (or a copy with the umask's mode) left them.
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::set_permissions(
+            companion(&db, suffix),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let again = SqliteStore::open(&db.0).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(&companion(&db, suffix)), 0o600, "{suffix}");
+    }
+    assert_eq!(again.list_clients().unwrap().len(), 1);
+    drop(s);
+}
+
+#[test]
+fn compacting_leaves_no_overwritten_bytes_in_the_files() {
+    let db = temp_db("compact");
+    let s = SqliteStore::open(&db.0).unwrap();
+    let marker = b"overwritten-private-key-bytes-0123456789";
+    s.conn()
+        .execute(
+            "INSERT INTO signing_keys (kid, alg, state, private_key, public_jwk, created_at)
+             VALUES ('k', 'EdDSA', 'current', ?1, '{}', 1)",
+            [&marker[..]],
+        )
+        .unwrap();
+    let mut sealed = s.list_signing_keys().unwrap().remove(0);
+    sealed.private_key = PrivateKeyAtRest::Sealed(vec![7; 64]);
+    s.put_signing_keys(&[sealed]).unwrap();
+    let found = |db: &TempDb| {
+        ["", "-wal"].iter().any(|suffix| {
+            std::fs::read(companion(db, suffix))
+                .map(|bytes| bytes.windows(marker.len()).any(|w| w == marker))
+                .unwrap_or(false)
+        })
+    };
+    assert!(
+        found(&db),
+        "the overwritten row is expected in the files before"
+    );
+    s.compact().unwrap();
+    assert!(!found(&db), "compact left the overwritten bytes behind");
+    assert_eq!(s.list_signing_keys().unwrap().len(), 1);
 }

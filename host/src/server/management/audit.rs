@@ -1,10 +1,15 @@
-//! `/api/v2/audit`: the trail of management changes, and the one call that records one.
+//! `/api/v2/audit`: the trail of management changes, the one call that records one, and
+//! its retention.
 //!
-//! A handler records its change inside its `write` closure, right after the store call:
-//! `audit::record(s, &caller, Change::updated("rule", &id, &before, &after));`. `before`
-//! and `after` are the API's own views of the resource; whatever they hold, values under
-//! a key naming a secret (or a hash, or a private key) are replaced before storing, so no
-//! client secret, secret hash or rule secret value ever reaches the trail.
+//! A handler records its change in the transaction that makes it, so that neither is
+//! stored without the other: `s.store.transaction(|tx| { tx.put_rule(&rule)?;
+//! audit::record(tx, &caller, &change) })?`. A failure to record fails the request, with
+//! nothing changed. `before` and `after` are the API's own views of the resource; whatever
+//! they hold, values under a key naming a secret (or a hash, or a private key) are replaced
+//! before storing, so no client secret, secret hash or rule secret value ever reaches the
+//! trail. Entries older than `audit_retention_days` are deleted at start and hourly.
+
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::Json;
@@ -17,12 +22,10 @@ use utoipa_axum::routes;
 use super::auth::{Authorized, Caller};
 use super::blocking;
 use super::scopes::ReadAudit;
+use crate::redacted::REDACTED;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{rfc3339_ms, AuditEntry, AuditFilter, AuditRecord};
-
-/// What replaces a secret value.
-pub const REDACTED: &str = "[redacted]";
+use crate::store::{rfc3339_ms, AuditEntry, AuditFilter, AuditRecord, StoreResult, StoreTx};
 /// Entries per page unless `limit` says otherwise, and the most `limit` may ask for.
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
@@ -82,23 +85,53 @@ impl Change {
     }
 }
 
-/// Records `change` as made by `caller`, now. Call it inside the `write` closure, after
-/// the change succeeded. A failure to record is logged, not returned: the change is
-/// already stored, and failing the request would skip the catalog rebuild after it.
-pub fn record(state: &AppState, caller: &Caller, change: Change) {
+/// Records `change` as made by `caller`, now, in `tx`: the transaction that makes the
+/// change, after its writes. An error fails the transaction, so the change is not stored
+/// without its record (the caller's `?` turns it into a 500).
+pub fn record(tx: &dyn StoreTx, caller: &Caller, change: &Change) -> StoreResult<()> {
     let record = AuditRecord {
         at: now(),
         actor: caller.client_id.clone(),
-        action: change.action,
-        target_type: change.target_type,
-        target_id: change.target_id,
-        before: change.before,
-        after: change.after,
+        action: change.action.clone(),
+        target_type: change.target_type.clone(),
+        target_id: change.target_id.clone(),
+        before: change.before.clone(),
+        after: change.after.clone(),
     };
-    if let Err(e) = state.store.record_audit(&record) {
+    tx.record_audit(&record).map(drop).inspect_err(|e| {
         tracing::error!(error = %e, actor = %record.actor, action = %record.action,
             target_type = %record.target_type, target_id = %record.target_id,
-            "cannot record a management change in the audit trail");
+            "cannot record a management change in the audit trail: the change is not made");
+    })
+}
+
+/// How often the audit trail is pruned after the first time, at start.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Deletes the audit entries older than `audit_retention_days` now, before the server
+/// serves, then every hour, on a blocking thread off the request path.
+pub async fn keep_within_retention(state: &AppState) {
+    prune(state).await;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let first = tokio::time::Instant::now() + PRUNE_EVERY;
+        let mut every = tokio::time::interval_at(first, PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            prune(&state).await;
+        }
+    });
+}
+
+async fn prune(state: &AppState) {
+    let days = i64::from(state.config.audit_retention_days.get());
+    let before = now().saturating_sub(days.saturating_mul(86_400));
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.prune_audit(before)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(pruned)) => tracing::info!(pruned, days, "pruned the audit trail"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+        Err(e) => tracing::warn!(error = %e, "the audit pruning task failed"),
     }
 }
 

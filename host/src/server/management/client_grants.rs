@@ -137,13 +137,12 @@ async fn create(
     write(&state, move |s| {
         validate(s, &stored)?;
         may_give(s, &caller, &stored)?;
-        s.store.put_client_grant(&stored)?;
         let view = ClientGrantView::from(stored.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::created("client_grant", &stored.id, &view),
-        );
+        let change = Change::created("client_grant", &stored.id, &view);
+        s.store.transaction(|tx| {
+            tx.put_client_grant(&stored)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(())
     })
     .await?;
@@ -170,13 +169,12 @@ async fn update(
         grant.scope = body.scope;
         validate(s, &grant)?;
         may_give(s, &caller, &grant)?;
-        s.store.put_client_grant(&grant)?;
         let after = ClientGrantView::from(grant.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::updated("client_grant", &id, &before, &after),
-        );
+        let change = Change::updated("client_grant", &id, &before, &after);
+        s.store.transaction(|tx| {
+            tx.put_client_grant(&grant)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(grant)
     })
     .await?;
@@ -196,15 +194,20 @@ async fn delete(
             .store
             .list_client_grants()?
             .into_iter()
-            .find(|g| g.id == id);
-        match (s.store.delete_client_grant(&id)?, before) {
-            (true, Some(before)) => {
-                let before = ClientGrantView::from(before);
-                audit::record(s, &caller, Change::deleted("client_grant", &id, &before));
-                Ok(())
+            .find(|g| g.id == id)
+            .ok_or_else(|| ApiError::not_found("The client grant"))?;
+        let change = Change::deleted("client_grant", &id, &ClientGrantView::from(before));
+        let deleted = s.store.transaction(|tx| {
+            let deleted = tx.delete_client_grant(&id)?;
+            if deleted {
+                audit::record(tx, &caller, &change)?;
             }
-            (true, None) => Ok(()),
-            (false, _) => Err(ApiError::not_found("The client grant")),
+            Ok(deleted)
+        })?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("The client grant"))
         }
     })
     .await?;

@@ -149,13 +149,12 @@ async fn create(
     };
     let stored = client.clone();
     write(&state, move |s| {
-        s.store.put_client(&stored)?;
         let view = ClientView::new(stored.clone(), None);
-        audit::record(
-            s,
-            &caller,
-            Change::created("client", &stored.client_id, &view),
-        );
+        let change = Change::created("client", &stored.client_id, &view);
+        s.store.transaction(|tx| {
+            tx.put_client(&stored)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(())
     })
     .await?;
@@ -199,9 +198,12 @@ async fn update(
         if let Some(limit) = body.token_rate_limit {
             client.token_rate_limit = limit;
         }
-        s.store.put_client(&client)?;
         let after = ClientView::new(client.clone(), None);
-        audit::record(s, &caller, Change::updated("client", &id, &before, &after));
+        let change = Change::updated("client", &id, &before, &after);
+        s.store.transaction(|tx| {
+            tx.put_client(&client)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(client)
     })
     .await?;
@@ -217,12 +219,18 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     write(&state, move |s| {
         let before = ClientView::new(find(s, &id)?, None);
-        match s.store.delete_client(&id)? {
-            true => {
-                audit::record(s, &caller, Change::deleted("client", &id, &before));
-                Ok(())
+        let change = Change::deleted("client", &id, &before);
+        let deleted = s.store.transaction(|tx| {
+            let deleted = tx.delete_client(&id)?;
+            if deleted {
+                audit::record(tx, &caller, &change)?;
             }
-            false => Err(ApiError::not_found("The client")),
+            Ok(deleted)
+        })?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("The client"))
         }
     })
     .await?;
@@ -265,11 +273,13 @@ async fn rotate_secret(
             );
         }
         client.secrets = secrets;
-        s.store.put_client(&client)?;
         // The views hold no secret: the trail says a rotation happened, never to what.
         let after = ClientView::new(client.clone(), None);
         let change = Change::updated("client", &id, &before, &after).action("rotate_secret");
-        audit::record(s, &caller, change);
+        s.store.transaction(|tx| {
+            tx.put_client(&client)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(client)
     })
     .await?;

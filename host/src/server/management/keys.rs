@@ -14,7 +14,7 @@ use super::scopes::*;
 use super::{blocking, write};
 use crate::keys;
 use crate::server::api_error::ApiError;
-use crate::server::state::{now, AppState};
+use crate::server::state::{now, AppState, StateError};
 use crate::store::{KeyState, SigningAlg, SigningKey};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,6 +54,12 @@ fn public_views(keys: Vec<SigningKey>) -> Vec<SigningKeyView> {
     keys.into_iter().map(Into::into).collect()
 }
 
+/// The signing keys could not be read or opened: logged, a generic 500 answered.
+fn key_error(e: StateError) -> ApiError {
+    tracing::error!(error = %e, "cannot load the signing keys");
+    ApiError::internal()
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
@@ -66,7 +72,7 @@ async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadSigningKeys>,
 ) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
-    let keys = blocking(&state, |s| Ok(s.store.list_signing_keys()?)).await?;
+    let keys = blocking(&state, |s| s.signing_keys().map_err(key_error)).await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
 
@@ -88,28 +94,38 @@ async fn rotate(
             .alg
     };
     let keys = write(&state, move |s| {
-        let before = public_views(s.store.list_signing_keys()?);
+        let existing = s.signing_keys().map_err(key_error)?;
         let algs: Vec<SigningAlg> = alg
             .map(|a| vec![a])
             .unwrap_or_else(|| SigningAlg::ALL.to_vec());
+        // A rotation changes only its algorithm's keys, so all of them can be computed
+        // from one reading.
+        let mut changed = Vec::new();
         for alg in algs {
-            let existing = s.store.list_signing_keys()?;
-            let changed = keys::rotate(&existing, alg, now()).map_err(|e| {
+            changed.extend(keys::rotate(&existing, alg, now()).map_err(|e| {
                 tracing::error!(error = %e, "key rotation failed");
                 ApiError::internal()
-            })?;
-            s.store.put_signing_keys(&changed)?;
+            })?);
         }
+        let sealed = s.key_sealer.seal_all(&changed).map_err(|e| {
+            tracing::error!(error = %e, "cannot seal the new signing keys");
+            ApiError::internal()
+        })?;
+        let before = public_views(existing.clone());
+        let after = public_views(keys::applied(&existing, &changed));
+        let target = alg.map_or("all", SigningAlg::as_str);
+        let change = Change::updated("signing_keys", target, &before, &after).action("rotate");
+        s.store.transaction(|tx| {
+            tx.put_signing_keys(&sealed)?;
+            audit::record(tx, &caller, &change)
+        })?;
+        // Upkeep after the change (retired keys past their tokens' lifetime go), as at
+        // start: not part of the audited rotation.
         s.ensure_signing_keys().map_err(|e| {
             tracing::error!(error = %e, "key maintenance failed");
             ApiError::internal()
         })?;
-        let keys = s.store.list_signing_keys()?;
-        let after = public_views(keys.clone());
-        let target = alg.map_or("all", SigningAlg::as_str);
-        let change = Change::updated("signing_keys", target, &before, &after).action("rotate");
-        audit::record(s, &caller, change);
-        Ok(keys)
+        s.signing_keys().map_err(key_error)
     })
     .await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))

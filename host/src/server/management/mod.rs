@@ -4,7 +4,7 @@
 //! makes changes one at a time, rebuilding the token endpoint's catalog after each so the
 //! change applies to the next token request.
 
-mod audit;
+pub(crate) mod audit;
 pub mod auth;
 mod client_grants;
 mod clients;

@@ -142,13 +142,12 @@ async fn create(
     validate(&api, &state.config.management_audience())?;
     let stored = api.clone();
     write(&state, move |s| {
-        s.store.put_resource_server(&stored)?;
         let view = ResourceServerView::from(stored.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::created("resource_server", &stored.id, &view),
-        );
+        let change = Change::created("resource_server", &stored.id, &view);
+        s.store.transaction(|tx| {
+            tx.put_resource_server(&stored)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(())
     })
     .await?;
@@ -194,13 +193,12 @@ async fn update(
             api.allow_rule_added_scopes = allow;
         }
         validate(&api, &s.config.management_audience())?;
-        s.store.put_resource_server(&api)?;
         let after = ResourceServerView::from(api.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::updated("resource_server", &id, &before, &after),
-        );
+        let change = Change::updated("resource_server", &id, &before, &after);
+        s.store.transaction(|tx| {
+            tx.put_resource_server(&api)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(api)
     })
     .await?;
@@ -217,18 +215,13 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     write(&state, move |s| {
         let api = find(s, &id)?;
-        for grant in s.store.list_client_grants()? {
-            if grant.audience == api.identifier {
-                s.store.delete_client_grant(&grant.id)?;
-            }
-        }
-        s.store.delete_resource_server(&api.id)?;
         let before = ResourceServerView::from(api.clone());
-        audit::record(
-            s,
-            &caller,
-            Change::deleted("resource_server", &api.id, &before),
-        );
+        let change = Change::deleted("resource_server", &api.id, &before);
+        // The API's grants go with it, in the same transaction.
+        s.store.transaction(|tx| {
+            tx.delete_resource_server(&api.id)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(())
     })
     .await?;

@@ -158,11 +158,17 @@ async fn patch(
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        s.store.change_rule_secrets(&id, &sealed, &remove)?;
-        let after = s.store.list_rule_secrets(&id)?;
-        // Names and times only: the views hold no value.
-        let change = Change::updated("rule_secrets", &id, &views(existing), &views(after.clone()));
-        audit::record(s, &caller, change);
+        let after = s.store.transaction(|tx| {
+            let after = tx.change_rule_secrets(&id, &sealed, &remove)?;
+            // Names and times only: the views hold no value.
+            let (old, new) = (views(existing.clone()), views(after.clone()));
+            audit::record(
+                tx,
+                &caller,
+                &Change::updated("rule_secrets", &id, &old, &new),
+            )?;
+            Ok(after)
+        })?;
         Ok(after)
     })
     .await?;

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
-use super::rules::{compile_and_store, find, RuleView};
+use super::rules::{compile_for_store, find, RuleView};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::server::api_error::ApiError;
@@ -140,13 +140,14 @@ async fn deploy(
         rule.source = old.source;
         rule.artifact = None;
         rule.updated_at = now();
-        let (rule, new) = compile_and_store(s, rule, &by, Some(number))?;
-        let after = RuleView::from(rule);
-        audit::record(
-            s,
-            &caller,
-            Change::updated("rule", &id, &before, &after).action("deploy"),
-        );
+        let (rule, version) = compile_for_store(s, rule, &by, Some(number))?;
+        let change =
+            Change::updated("rule", &id, &before, &RuleView::from(rule.clone())).action("deploy");
+        let new = s.store.transaction(|tx| {
+            let new = tx.put_rule_version(&rule, &version)?;
+            audit::record(tx, &caller, &change)?;
+            Ok(new)
+        })?;
         s.store
             .get_rule_version(&id, new)?
             .ok_or_else(ApiError::internal)

@@ -149,15 +149,16 @@ pub(super) fn compile_error(error: CompileError) -> ApiError {
     }
 }
 
-/// Compiles `rule`'s source, then stores it with its sealed artifact and its source as its
-/// next version, made `by` a management client (`deployed_from`: the version a rollback
-/// copied), in one transaction. Returns the rule and the version's number.
-pub(super) fn compile_and_store(
+/// Compiles `rule`'s source: the rule with its sealed artifact, and its source as its next
+/// version, made `by` a management client (`deployed_from`: the version a rollback
+/// copied), for the caller to store in the transaction that records the change
+/// (`StoreTx::put_rule_version`). Compiling comes first, so no transaction waits on it.
+pub(super) fn compile_for_store(
     state: &AppState,
     mut rule: Rule,
     by: &str,
     deployed_from: Option<u32>,
-) -> Result<(Rule, u32), ApiError> {
+) -> Result<(Rule, RuleVersion), ApiError> {
     let compiled = state.compile_source(&rule.source).map_err(compile_error)?;
     rule.artifact = state
         .engine
@@ -172,8 +173,7 @@ pub(super) fn compile_and_store(
         deployed_from,
     };
     state.forget_compiled(&rule.id);
-    let number = state.store.put_rule_version(&rule, &version)?;
-    Ok((rule, number))
+    Ok((rule, version))
 }
 
 pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
@@ -235,9 +235,12 @@ async fn create(
             created_at: at,
             updated_at: at,
         };
-        let (rule, _) = compile_and_store(s, rule, &by, None)?;
-        let after = RuleView::from(rule.clone());
-        audit::record(s, &caller, Change::created("rule", &rule.id, &after));
+        let (rule, version) = compile_for_store(s, rule, &by, None)?;
+        let change = Change::created("rule", &rule.id, &RuleView::from(rule.clone()));
+        s.store.transaction(|tx| {
+            tx.put_rule_version(&rule, &version)?;
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(rule)
     })
     .await?;
@@ -288,20 +291,25 @@ async fn update(
             rule.order = order;
         }
         rule.updated_at = now();
-        let rule = match new_source {
+        // A new source is compiled now and stored with its version; other changes store
+        // the rule alone.
+        let (rule, version) = match new_source {
             Some(source) => {
                 rule.source = source;
                 rule.artifact = None;
-                let (rule, _) = compile_and_store(s, rule, &by, None)?;
-                rule
+                let (rule, version) = compile_for_store(s, rule, &by, None)?;
+                (rule, Some(version))
             }
-            None => {
-                s.store.put_rule(&rule)?;
-                rule
-            }
+            None => (rule, None),
         };
-        let after = RuleView::from(rule.clone());
-        audit::record(s, &caller, Change::updated("rule", &id, &before, &after));
+        let change = Change::updated("rule", &id, &before, &RuleView::from(rule.clone()));
+        s.store.transaction(|tx| {
+            match &version {
+                Some(version) => tx.put_rule_version(&rule, version).map(drop)?,
+                None => tx.put_rule(&rule)?,
+            }
+            audit::record(tx, &caller, &change)
+        })?;
         Ok(rule)
     })
     .await?;
@@ -317,12 +325,18 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     write(&state, move |s| {
         let before = RuleView::from(find(s, &id)?);
-        match s.store.delete_rule(&id)? {
-            true => {
-                audit::record(s, &caller, Change::deleted("rule", &id, &before));
-                Ok(())
+        let change = Change::deleted("rule", &id, &before);
+        let deleted = s.store.transaction(|tx| {
+            let deleted = tx.delete_rule(&id)?;
+            if deleted {
+                audit::record(tx, &caller, &change)?;
             }
-            false => Err(ApiError::not_found("The rule")),
+            Ok(deleted)
+        })?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("The rule"))
         }
     })
     .await?;
