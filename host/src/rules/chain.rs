@@ -1,13 +1,14 @@
 //! Several rules in order (CONTRACT.md): each sees the scope and claims the earlier ones
 //! left, later claims win, a denial or failure stops the chain, one deadline covers it all.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::compile::CompiledRule;
 use super::engine::RuleEngine;
 use super::input::{RuleInput, TokenSoFar};
 use super::outcome::{Execution, Failure, Outcome, Token};
+use super::secrets::RuleSecrets;
 
 /// One rule of a chain, as the caller knows it.
 #[derive(Debug, Clone, Copy)]
@@ -15,8 +16,9 @@ pub struct ChainRule<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub rule: &'a CompiledRule,
-    /// This rule's secrets: set as its input's secrets, so no rule sees another's.
-    pub secrets: &'a BTreeMap<String, String>,
+    /// This rule's secrets: set as its input's secrets, so no rule sees another's, and
+    /// its output is redacted with its own.
+    pub secrets: &'a Arc<RuleSecrets>,
 }
 
 /// What one rule of the chain did.
@@ -53,7 +55,7 @@ impl RuleEngine {
                 scope: token.scope.clone(),
                 custom_claims: token.claims.clone(),
             };
-            input.secrets.clone_from(chain_rule.secrets);
+            input.secrets = chain_rule.secrets.clone();
             let execution = self.run(chain_rule.rule, &input, deadline).await;
             let next = match &execution.outcome {
                 Outcome::Issued { token: issued } => Some(issued.clone()),

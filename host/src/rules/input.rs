@@ -5,11 +5,13 @@
 //! it with `tokenhost run-rule`. Missing parts default to a plausible request.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::bindings;
+use super::secrets::RuleSecrets;
 
 /// The client asking for a token.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -117,7 +119,8 @@ pub struct RuleInput {
     pub scope: Vec<String>,
     pub audience: String,
     pub request: RequestInfo,
-    pub secrets: BTreeMap<String, String>,
+    /// Shared: a chain hands each rule its own from the catalog without copying them.
+    pub secrets: Arc<RuleSecrets>,
     pub token_so_far: TokenSoFar,
 }
 
@@ -147,7 +150,7 @@ impl From<EventFile> for RuleInput {
             scope: event.scope,
             audience: event.audience,
             request,
-            secrets,
+            secrets: Arc::new(RuleSecrets::new(secrets)),
             token_so_far: ctx.access_token,
         }
     }
@@ -185,7 +188,7 @@ impl RuleInput {
                     })
                     .collect(),
             },
-            secrets: pairs(&self.secrets),
+            secrets: pairs(self.secrets.values()),
             access_token: bindings::AccessToken {
                 scope: self.token_so_far.scope.clone(),
                 custom_claims: self
@@ -227,7 +230,7 @@ mod tests {
         .expect("parse");
         assert_eq!(input.request.ip, "10.0.0.9");
         assert_eq!(input.request.user_agent, "curl");
-        assert_eq!(input.secrets.get("k").map(String::as_str), Some("v"));
+        assert_eq!(input.secrets.get("k"), Some("v"));
         assert_eq!(input.token_so_far.scope, vec!["a".to_string()]);
     }
 }

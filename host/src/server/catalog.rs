@@ -3,11 +3,11 @@
 //!
 //! Token requests never touch storage: one read lock and an `Arc` clone per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::keys::KeySet;
-use crate::rules::CompiledRule;
+use crate::rules::{CompiledRule, RuleSecrets};
 use crate::store::{Client, ClientGrant, ResourceServer};
 
 /// An enabled rule, compiled, in chain order.
@@ -16,8 +16,9 @@ pub struct ActiveRule {
     pub id: String,
     pub name: String,
     pub compiled: Arc<CompiledRule>,
-    /// The rule's secrets, decrypted; given to this rule only.
-    pub secrets: BTreeMap<String, String>,
+    /// The rule's secrets, decrypted, with their redactor (built here once, not per
+    /// request); given to this rule only. Their `Debug` shows names only.
+    pub secrets: Arc<RuleSecrets>,
 }
 
 /// The snapshot.

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::config::{Config, MANAGEMENT_TOKEN_LIFETIME};
 use crate::credentials::SecretHasher;
 use crate::keys::{self, KeySet};
-use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
+use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine, RuleSecrets};
 use crate::secret_box::{SecretBox, SecretBoxError};
 use crate::store::{ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, Store, StoreError};
 
@@ -285,7 +285,7 @@ impl AppState {
             if rule.artifact.is_none() {
                 self.store_artifact(&rule, &compiled);
             }
-            let secrets = self.rule_secrets(&rule.id)?;
+            let secrets = Arc::new(RuleSecrets::new(self.rule_secrets(&rule.id)?));
             rules.push(ActiveRule {
                 secrets,
                 id: rule.id,

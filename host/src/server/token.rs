@@ -259,15 +259,10 @@ async fn run_rules(
         audience: &api.identifier,
     };
     let mut last_entry = None;
-    // Steps run in catalog order, so each step's rule (and its secrets) is the one beside it.
-    for (step, rule) in result.steps.iter().zip(catalog.rules.iter()) {
-        let entry = rule_logs::entry(
-            request,
-            &step.rule_id,
-            &step.rule_name,
-            &step.execution,
-            &rule.secrets,
-        );
+    // Each execution's output, and the outcome below, come redacted from the engine: every
+    // text here (the entries, the server's own log lines, a denial's description) is safe.
+    for step in result.steps {
+        let entry = rule_logs::entry(request, step);
         tracing::debug!(rule = %entry.rule_id, outcome = %entry.outcome, fuel = entry.fuel_used,
             duration_us = entry.duration_us, logs = ?entry.logs, "rule executed");
         state.logs.record(entry.clone());
@@ -283,7 +278,7 @@ async fn run_rules(
             DenialCode::ServerError => OAuthError::server_error(denial.message),
         }),
         Outcome::Failed { .. } => {
-            // The entry, not the raw failure: its cause and logs have the secrets redacted.
+            // The entry: the failure's cause, and its stack among the logs.
             if let Some(entry) = last_entry {
                 tracing::error!(request_id = %request_id.0, rule = %entry.rule_id, audience = %api.identifier,
                     cause = entry.cause.as_deref().unwrap_or(""), logs = ?entry.logs, "rule failed");
