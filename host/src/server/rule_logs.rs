@@ -240,5 +240,16 @@ pub fn entry(request: RequestContext<'_>, step: Step) -> LogEntry {
             .try_into()
             .unwrap_or(u64::MAX),
         logs,
+        truncated: execution.truncated,
     }
+}
+
+/// `entry`, read back from storage, held to this server's bounds: an entry stored by an
+/// earlier version (whose cap did not count lines) or under a larger `max_log_bytes` is cut
+/// as if it were recorded now, so that a listing's size is bounded whatever is stored.
+pub fn bounded(mut entry: LogEntry, max_log_bytes: usize) -> LogEntry {
+    if crate::rules::rebound(&mut entry.logs, &mut entry.cause, max_log_bytes) {
+        entry.truncated = true;
+    }
+    entry
 }

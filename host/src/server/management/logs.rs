@@ -18,6 +18,7 @@ use super::auth::Caller;
 use super::blocking;
 use super::scopes::READ_LOGS;
 use crate::server::api_error::ApiError;
+use crate::server::rule_logs;
 use crate::server::state::AppState;
 use crate::store::{LogEntry, LogFilter};
 
@@ -80,7 +81,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(follow))
 }
 
-/// Recent rule executions, newest first.
+/// Recent rule executions, newest first. The answer is bounded: each entry's rule output
+/// takes at most `max_kept_output_bytes` of JSON (5,952 bytes at the default 4 KiB console
+/// cap), entries stored before that bound held included, so `limit` entries take at most
+/// `limit` times that plus their ids and names (under 7 MB at `limit=1000`).
 #[utoipa::path(get, path = "/logs", tag = "logs", params(LogQuery),
     responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
 async fn list(
@@ -90,9 +94,16 @@ async fn list(
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     caller.require(READ_LOGS)?;
     let filter = query.filter()?;
-    Ok(Json(
-        blocking(&state, move |s| Ok(s.store.list_logs(&filter)?)).await?,
-    ))
+    let max_log_bytes = state.engine.limits().max_log_bytes;
+    let entries = blocking(&state, move |s| {
+        let entries = s.store.list_logs(&filter)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| rule_logs::bounded(entry, max_log_bytes))
+            .collect())
+    })
+    .await?;
+    Ok(Json(entries))
 }
 
 /// Rule executions as they happen (Server-Sent Events), with the same filters.
