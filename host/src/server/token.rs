@@ -149,7 +149,7 @@ async fn issue(
         let input = rule_input(state, peer, headers, &client, &request, &audience, granted);
         run_rules(state, &catalog, input, request_id, api).await?
     };
-    let token = restrict_scopes(api, &grant.scope, token, request_id);
+    let token = restrict_scopes(api, &grant.scope, token, &catalog, request_id);
     let response = sign(state, &catalog, &client, api, &token)?;
     Ok((response, api.signing_alg))
 }
@@ -293,6 +293,7 @@ fn restrict_scopes(
     api: &ResourceServer,
     grant_scope: &[String],
     mut token: Token,
+    catalog: &Catalog,
     request_id: &RequestId,
 ) -> Token {
     if !api.allow_rule_added_scopes {
@@ -301,6 +302,16 @@ fn restrict_scopes(
             .into_iter()
             .partition(|s| grant_scope.contains(s));
         if !dropped.is_empty() {
+            // Rule output in the server's log: any rule of the chain may have added them,
+            // so every rule's secrets are hidden.
+            let dropped: Vec<String> = dropped
+                .into_iter()
+                .map(|scope| {
+                    catalog.rules.iter().fold(scope, |scope, rule| {
+                        rule.secrets.redact(&scope).into_owned()
+                    })
+                })
+                .collect();
             tracing::info!(request_id = %request_id.0, ?dropped, audience = %api.identifier,
                 "scopes added by rules dropped: the API does not allow rule-added scopes");
         }
