@@ -5,6 +5,7 @@ mod actions;
 mod cli;
 mod components;
 mod engine;
+mod hardening_logs;
 mod hostile;
 mod logs;
 mod management;
