@@ -1,14 +1,14 @@
 //! Several rules in order (CONTRACT.md): each sees the scope and claims the earlier ones
 //! left, later claims win, a denial or failure stops the chain, one deadline covers it all.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::compile::CompiledRule;
 use super::engine::RuleEngine;
 use super::input::{RuleInput, TokenSoFar};
 use super::outcome::{Execution, Failure, Outcome, Token};
-use crate::redacted::SecretNames;
+use super::secrets::RuleSecrets;
 
 /// One rule of a chain, as the caller knows it. Its `Debug` shows secret names only.
 #[derive(Clone, Copy)]
@@ -16,8 +16,9 @@ pub struct ChainRule<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub rule: &'a CompiledRule,
-    /// This rule's secrets: set as its input's secrets, so no rule sees another's.
-    pub secrets: &'a BTreeMap<String, String>,
+    /// This rule's secrets: set as its input's secrets, so no rule sees another's, and
+    /// its output is redacted with its own.
+    pub secrets: &'a Arc<RuleSecrets>,
 }
 
 impl std::fmt::Debug for ChainRule<'_> {
@@ -26,7 +27,7 @@ impl std::fmt::Debug for ChainRule<'_> {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("rule", &self.rule)
-            .field("secrets", &SecretNames(self.secrets))
+            .field("secrets", &self.secrets)
             .finish()
     }
 }
@@ -65,7 +66,7 @@ impl RuleEngine {
                 scope: token.scope.clone(),
                 custom_claims: token.claims.clone(),
             };
-            input.secrets.clone_from(chain_rule.secrets);
+            input.secrets = chain_rule.secrets.clone();
             let execution = self.run(chain_rule.rule, &input, deadline).await;
             let next = match &execution.outcome {
                 Outcome::Issued { token: issued } => Some(issued.clone()),

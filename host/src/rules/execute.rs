@@ -2,7 +2,9 @@
 //!
 //! Nothing survives between executions but what the rule puts in its cache (`api.cache`,
 //! held by the `CompiledRule`): every call gets its own store and instance from the rule's
-//! snapshot. Traps are classified by type, never by message text.
+//! snapshot. Traps are classified by type, never by message text. What the rule outputs
+//! (console lines, notes, a denial's description, a failure's text) comes back redacted
+//! with its secrets and bounded (`console.rs`), so no caller handles a raw secret.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,7 @@ impl RuleEngine {
         let failed = |failure| Execution {
             outcome: Outcome::Failed { failure },
             logs: Vec::new(),
+            truncated: false,
             fuel_used: 0,
             duration: started.elapsed(),
         };
@@ -57,6 +60,7 @@ impl RuleEngine {
             limits,
             deadline,
             rule.cache().clone(),
+            input.secrets.clone(),
             &self.slow_lane,
         ) {
             Ok(store) => store,
@@ -82,18 +86,30 @@ impl RuleEngine {
         };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let memory_refused = store.data().limiter.memory_refused;
-        let mut logs = std::mem::take(&mut store.data_mut().logs.lines);
-        drop(store);
-        let outcome = match result {
-            Ok(Ok(token)) => issued(token, limits, &mut logs),
+        let captured = &mut store.data_mut().logs;
+        let mut outcome = match result {
+            Ok(Ok(token)) => {
+                let mut notes = Vec::new();
+                let outcome = issued(token, limits, &mut notes);
+                // Notes name what the rule returned: redacted and capped like its console.
+                for note in notes {
+                    captured.push(note.level, note.message);
+                }
+                outcome
+            }
             Ok(Err(error)) => decided(error),
             Err(trap) => Outcome::Failed {
                 failure: classify_trap(&trap, memory_refused, limits.fuel, limits.deadline),
             },
         };
+        // Whatever of the outcome reaches a client or a log is redacted here, once.
+        captured.settle(&mut outcome);
+        let (logs, truncated) = captured.take();
+        drop(store);
         Execution {
             outcome,
             logs,
+            truncated,
             fuel_used,
             duration: started.elapsed(),
         }

@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::bindings;
+use super::secrets::RuleSecrets;
 use crate::redacted::SecretNames;
 
 /// The client asking for a token.
@@ -141,7 +143,8 @@ pub struct RuleInput {
     pub scope: Vec<String>,
     pub audience: String,
     pub request: RequestInfo,
-    pub secrets: BTreeMap<String, String>,
+    /// Shared: a chain hands each rule its own from the catalog without copying them.
+    pub secrets: Arc<RuleSecrets>,
     pub token_so_far: TokenSoFar,
 }
 
@@ -152,7 +155,7 @@ impl fmt::Debug for RuleInput {
             .field("scope", &self.scope)
             .field("audience", &self.audience)
             .field("request", &self.request)
-            .field("secrets", &SecretNames(&self.secrets))
+            .field("secrets", &self.secrets)
             .field("token_so_far", &self.token_so_far)
             .finish()
     }
@@ -184,7 +187,7 @@ impl From<EventFile> for RuleInput {
             scope: event.scope,
             audience: event.audience,
             request,
-            secrets,
+            secrets: Arc::new(RuleSecrets::new(secrets)),
             token_so_far: ctx.access_token,
         }
     }
@@ -222,7 +225,7 @@ impl RuleInput {
                     })
                     .collect(),
             },
-            secrets: pairs(&self.secrets),
+            secrets: pairs(self.secrets.values()),
             access_token: bindings::AccessToken {
                 scope: self.token_so_far.scope.clone(),
                 custom_claims: self
@@ -264,7 +267,7 @@ mod tests {
         .expect("parse");
         assert_eq!(input.request.ip, "10.0.0.9");
         assert_eq!(input.request.user_agent, "curl");
-        assert_eq!(input.secrets.get("k").map(String::as_str), Some("v"));
+        assert_eq!(input.secrets.get("k"), Some("v"));
         assert_eq!(input.token_so_far.scope, vec!["a".to_string()]);
     }
 

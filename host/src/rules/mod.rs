@@ -7,12 +7,14 @@ mod cache;
 mod chain;
 pub mod claims;
 mod compile;
+mod console;
 mod engine;
 mod execute;
 mod input;
 mod lanes;
 mod limits;
 mod outcome;
+mod secrets;
 mod snapshot;
 mod store;
 
@@ -23,10 +25,15 @@ pub use cache::{
 };
 pub use chain::{ChainResult, ChainRule, Step};
 pub use compile::{CompileError, CompiledRule};
+pub use console::{
+    max_kept_output_bytes, max_logs_bytes, rebound, LINE_OVERHEAD, MAX_CAUSE_BYTES,
+    MAX_FAILURE_MESSAGE_BYTES, MAX_FAILURE_NAME_BYTES, MAX_STACK_BYTES,
+};
 pub use engine::{
     EngineError, RuleEngine, CORE_INSTANCES_PER_RULE, MEMORIES_PER_RULE, TABLES_PER_RULE,
 };
 pub use input::{ClientInfo, RequestInfo, RuleInput, TokenSoFar};
 pub use limits::*;
 pub use outcome::{Denial, DenialCode, Execution, Failure, Level, LogLine, Outcome, Token};
+pub use secrets::{RuleSecrets, REDACTED};
 pub use snapshot::RULE_RUNTIME;

@@ -117,6 +117,9 @@ pub struct Execution {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub logs: Vec<LogLine>,
+    /// Some of the rule's output was cut to its bounds (the console cap, a failure's
+    /// allowances).
+    pub truncated: bool,
     pub fuel_used: u64,
     #[serde(rename = "duration_us", serialize_with = "micros")]
     pub duration: Duration,

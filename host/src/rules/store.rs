@@ -3,6 +3,7 @@
 //! [`new_store`] is the only way an execution gets a `Store`, so no call path can forget
 //! fuel, the memory cap or the deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
@@ -10,9 +11,11 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, cache as wit_cache, LogLevel};
 use super::cache::{CacheError, RuleCache};
+use super::console::Logs;
 use super::lanes::{SlowLane, Turn};
 use super::limits::Limits;
-use super::outcome::{Level, LogLine};
+use super::outcome::Level;
+use super::secrets::RuleSecrets;
 
 /// How often the engine's epoch advances: the deadline's resolution, and the longest a
 /// running guest keeps a server worker before yielding it to other requests.
@@ -57,55 +60,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Console output of one execution, capped in bytes.
-#[derive(Debug)]
-pub(crate) struct Logs {
-    pub(crate) lines: Vec<LogLine>,
-    bytes: usize,
-    cap: usize,
-    truncated: bool,
-}
-
-impl Logs {
-    fn new(cap: usize) -> Self {
-        Logs {
-            lines: Vec::new(),
-            bytes: 0,
-            cap,
-            truncated: false,
-        }
-    }
-
-    pub(crate) fn push(&mut self, level: Level, message: &str) {
-        if self.truncated {
-            return;
-        }
-        let room = self.cap.saturating_sub(self.bytes);
-        if message.len() <= room {
-            self.bytes += message.len();
-            self.lines.push(LogLine {
-                level,
-                message: message.to_string(),
-            });
-            return;
-        }
-        let mut cut = room;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.truncated = true;
-        self.bytes = self.cap;
-        self.lines.push(LogLine {
-            level,
-            message: format!(
-                "{}… [log output truncated at {} bytes]",
-                &message[..cut],
-                self.cap
-            ),
-        });
-    }
-}
-
 /// Everything a rule's store holds.
 pub(crate) struct StoreData {
     pub(crate) limiter: Limiter,
@@ -133,7 +87,7 @@ impl bindings::CredentialsExchangeImports for StoreData {
             LogLevel::Warn => Level::Warn,
             LogLevel::Error => Level::Error,
         };
-        self.logs.push(level, &message);
+        self.logs.push(level, message);
     }
 }
 
@@ -172,8 +126,8 @@ impl wit_cache::Host for StoreData {
     }
 }
 
-/// A fresh store with every limit set, reaching `cache` (the executing rule's); its guest
-/// must be called with wasmtime's `*_async` methods (it yields at epoch ticks). The guest
+/// A fresh store with every limit set, reaching `cache` and capturing logs redacted with
+/// `secrets` (both the executing rule's); its guest must be called with wasmtime's `*_async` methods (it yields at epoch ticks). The guest
 /// sees an empty WASI context: no filesystem, environment, arguments or network; only
 /// clocks and randomness.
 pub(crate) fn new_store(
@@ -181,11 +135,12 @@ pub(crate) fn new_store(
     limits: &Limits,
     deadline: Instant,
     cache: RuleCache,
+    secrets: Arc<RuleSecrets>,
     lane: &SlowLane,
 ) -> wasmtime::Result<Store<StoreData>> {
     let data = StoreData {
         limiter: Limiter::new(limits.memory_bytes),
-        logs: Logs::new(limits.max_log_bytes),
+        logs: Logs::new(limits.max_log_bytes, secrets),
         cache,
         wasi: WasiCtx::builder().build(),
         table: ResourceTable::new(),
@@ -212,20 +167,4 @@ pub(crate) fn ticks_until(deadline: Instant) -> u64 {
     let left = deadline.saturating_duration_since(Instant::now());
     let tick = EPOCH_TICK.as_micros().max(1);
     (left.as_micros().div_ceil(tick) as u64).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn logs_stop_at_the_cap_and_say_so() {
-        let mut logs = Logs::new(10);
-        logs.push(Level::Info, "12345");
-        logs.push(Level::Info, "6789abcdef");
-        logs.push(Level::Info, "more");
-        assert_eq!(logs.lines.len(), 2);
-        assert!(logs.lines[1].message.starts_with("6789a"));
-        assert!(logs.lines[1].message.contains("truncated"));
-    }
 }

@@ -3,12 +3,11 @@
 //!
 //! Token requests never touch storage: one read lock and an `Arc` clone per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::keys::KeySet;
-use crate::redacted::SecretNames;
-use crate::rules::CompiledRule;
+use crate::rules::{CompiledRule, RuleSecrets};
 use crate::store::{Client, ClientGrant, ResourceServer};
 
 /// An enabled rule, compiled, in chain order. Its `Debug` shows secret names, never values.
@@ -17,8 +16,9 @@ pub struct ActiveRule {
     pub id: String,
     pub name: String,
     pub compiled: Arc<CompiledRule>,
-    /// The rule's secrets, decrypted; given to this rule only.
-    pub secrets: BTreeMap<String, String>,
+    /// The rule's secrets, decrypted, with their redactor (built here once, not per
+    /// request); given to this rule only. Their `Debug` shows names only.
+    pub secrets: Arc<RuleSecrets>,
 }
 
 impl std::fmt::Debug for ActiveRule {
@@ -27,7 +27,7 @@ impl std::fmt::Debug for ActiveRule {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("compiled", &self.compiled)
-            .field("secrets", &SecretNames(&self.secrets))
+            .field("secrets", &self.secrets)
             .finish()
     }
 }
@@ -54,6 +54,8 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::rules::{ChainRule, Limits, RuleEngine};
 
@@ -67,7 +69,10 @@ mod tests {
             id: "rul_1".into(),
             name: "billing".into(),
             compiled: Arc::new(compiled),
-            secrets: BTreeMap::from([("API_KEY".to_string(), "sk_live_123".to_string())]),
+            secrets: Arc::new(RuleSecrets::new(BTreeMap::from([(
+                "API_KEY".to_string(),
+                "sk_live_123".to_string(),
+            )]))),
         };
         let chained = ChainRule {
             id: &rule.id,

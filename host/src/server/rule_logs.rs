@@ -11,7 +11,6 @@
 //! gather for [`BATCH_WAIT`]: a busy server pays one task wake-up per batch, not one per
 //! token (a wake-up per token cost more than the insert itself, often a cross-core IPI).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::credentials::generate_id;
-use crate::rules::{Execution, LogLine, Outcome};
+use crate::rules::{LogLine, Outcome, Step};
 use crate::store::{rfc3339_ms, LogEntry, Store};
 
 /// CONTRACT.md: 10,000 entries and 10 days, whichever first.
@@ -223,48 +222,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Replaces every value of `secrets` in `text` with `[redacted]`.
-pub fn redact(text: &str, secrets: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_string();
-    // Longest first, so a secret containing another is redacted whole.
-    let mut values: Vec<&str> = secrets
-        .values()
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-        .collect();
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    for value in values {
-        if out.contains(value) {
-            out = out.replace(value, "[redacted]");
-        }
-    }
-    out
-}
-
-/// The log entry of one execution, with the rule's secrets redacted.
-pub fn entry(
-    request: RequestContext<'_>,
-    rule_id: &str,
-    rule_name: &str,
-    execution: &Execution,
-    secrets: &BTreeMap<String, String>,
-) -> LogEntry {
+/// The log entry of one execution. Its text comes already redacted and bounded from the
+/// execution (`RuleEngine::run` captures it so), so nothing here can reintroduce a secret.
+pub fn entry(request: RequestContext<'_>, step: Step) -> LogEntry {
+    let Step {
+        rule_id,
+        rule_name,
+        execution,
+    } = step;
     let time_ms = now_ms();
     let (outcome, code, cause) = match &execution.outcome {
         Outcome::Issued { .. } => ("issued", None, None),
         Outcome::Denied { denial } => ("denied", Some(denial.code.as_str().to_string()), None),
-        Outcome::Failed { failure } => {
-            ("failed", None, Some(redact(&failure.to_string(), secrets)))
-        }
+        Outcome::Failed { failure } => ("failed", None, Some(failure.to_string())),
     };
-    let mut logs: Vec<LogLine> = execution
-        .logs
-        .iter()
-        .map(|line| LogLine {
-            level: line.level,
-            message: redact(&line.message, secrets),
-        })
-        .collect();
+    let mut logs = execution.logs;
     if let Outcome::Failed {
         failure: crate::rules::Failure::Exception {
             stack: Some(stack), ..
@@ -273,7 +245,7 @@ pub fn entry(
     {
         logs.push(LogLine {
             level: crate::rules::Level::Error,
-            message: redact(stack, secrets),
+            message: stack.clone(),
         });
     }
     LogEntry {
@@ -281,8 +253,8 @@ pub fn entry(
         time: rfc3339_ms(time_ms),
         time_ms,
         request_id: request.request_id.to_string(),
-        rule_id: rule_id.to_string(),
-        rule_name: rule_name.to_string(),
+        rule_id,
+        rule_name,
         client_id: request.client_id.to_string(),
         audience: request.audience.to_string(),
         outcome: outcome.to_string(),
@@ -295,7 +267,18 @@ pub fn entry(
             .try_into()
             .unwrap_or(u64::MAX),
         logs,
+        truncated: execution.truncated,
     }
+}
+
+/// `entry`, read back from storage, held to this server's bounds: an entry stored by an
+/// earlier version (whose cap did not count lines) or under a larger `max_log_bytes` is cut
+/// as if it were recorded now, so that a listing's size is bounded whatever is stored.
+pub fn bounded(mut entry: LogEntry, max_log_bytes: usize) -> LogEntry {
+    if crate::rules::rebound(&mut entry.logs, &mut entry.cause, max_log_bytes) {
+        entry.truncated = true;
+    }
+    entry
 }
 
 #[cfg(test)]
@@ -313,18 +296,5 @@ mod tests {
         ));
         drop(first);
         assert!(recorder.subscribe().is_ok());
-    }
-
-    #[test]
-    fn secret_values_are_redacted_longest_first() {
-        let secrets = BTreeMap::from([
-            ("A".to_string(), "abc".to_string()),
-            ("B".to_string(), "abcdef".to_string()),
-        ]);
-        assert_eq!(
-            redact("key=abcdef, short=abc", &secrets),
-            "key=[redacted], short=[redacted]"
-        );
-        assert_eq!(redact("nothing here", &BTreeMap::new()), "nothing here");
     }
 }

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::credentials::SecretHasher;
 use crate::datadir::{self, DataDirError, ServerKey};
 use crate::keys::{self, KeySealer, KeySet};
-use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
+use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine, RuleSecrets};
 use crate::secret_box::{SecretBox, SecretBoxError};
 use crate::store::{
     ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, SigningKey, Store, StoreError,
@@ -335,7 +335,7 @@ impl AppState {
             if rule.artifact.is_none() {
                 self.store_artifact(&rule, &compiled);
             }
-            let secrets = self.rule_secrets(&rule.id)?;
+            let secrets = Arc::new(RuleSecrets::new(self.rule_secrets(&rule.id)?));
             rules.push(ActiveRule {
                 secrets,
                 id: rule.id,

@@ -157,7 +157,7 @@ async fn issue(
         let input = rule_input(state, peer, headers, &client, &request, &audience, granted);
         run_rules(state, &catalog, input, request_id, api).await?
     };
-    let token = restrict_scopes(api, &grant_scope, token, request_id);
+    let token = restrict_scopes(api, &grant_scope, token, &catalog, request_id);
     let response = sign(state, &catalog, &client, api, &token)?;
     Ok((response, api.signing_alg))
 }
@@ -277,15 +277,10 @@ async fn run_rules(
         audience: &api.identifier,
     };
     let mut last_entry = None;
-    // Steps run in catalog order, so each step's rule (and its secrets) is the one beside it.
-    for (step, rule) in result.steps.iter().zip(catalog.rules.iter()) {
-        let entry = rule_logs::entry(
-            request,
-            &step.rule_id,
-            &step.rule_name,
-            &step.execution,
-            &rule.secrets,
-        );
+    // Each execution's output, and the outcome below, come redacted from the engine: every
+    // text here (the entries, the server's own log lines, a denial's description) is safe.
+    for step in result.steps {
+        let entry = rule_logs::entry(request, step);
         tracing::debug!(rule = %entry.rule_id, outcome = %entry.outcome, fuel = entry.fuel_used,
             duration_us = entry.duration_us, logs = ?entry.logs, "rule executed");
         state.logs.record(entry.clone());
@@ -301,7 +296,7 @@ async fn run_rules(
             DenialCode::ServerError => OAuthError::server_error(denial.message),
         }),
         Outcome::Failed { .. } => {
-            // The entry, not the raw failure: its cause and logs have the secrets redacted.
+            // The entry: the failure's cause, and its stack among the logs.
             if let Some(entry) = last_entry {
                 tracing::error!(request_id = %request_id.0, rule = %entry.rule_id, audience = %api.identifier,
                     cause = entry.cause.as_deref().unwrap_or(""), logs = ?entry.logs, "rule failed");
@@ -316,6 +311,7 @@ fn restrict_scopes(
     api: &ResourceServer,
     grant_scope: &HashSet<&str>,
     mut token: Token,
+    catalog: &Catalog,
     request_id: &RequestId,
 ) -> Token {
     if !api.allow_rule_added_scopes {
@@ -324,6 +320,16 @@ fn restrict_scopes(
             .into_iter()
             .partition(|s| grant_scope.contains(s.as_str()));
         if !dropped.is_empty() {
+            // Rule output in the server's log: any rule of the chain may have added them,
+            // so every rule's secrets are hidden.
+            let dropped: Vec<String> = dropped
+                .into_iter()
+                .map(|scope| {
+                    catalog.rules.iter().fold(scope, |scope, rule| {
+                        rule.secrets.redact(&scope).into_owned()
+                    })
+                })
+                .collect();
             tracing::info!(request_id = %request_id.0, ?dropped, audience = %api.identifier,
                 "scopes added by rules dropped: the API does not allow rule-added scopes");
         }

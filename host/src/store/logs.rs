@@ -32,6 +32,10 @@ pub struct LogEntry {
     pub duration_us: u64,
     /// The rule's console output, capped per execution, secrets redacted.
     pub logs: Vec<LogLine>,
+    /// Some of the rule's output was cut to its bounds (the console cap, a failure's
+    /// allowances). Absent in entries from servers before it was recorded.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Which entries to list.
@@ -74,8 +78,8 @@ impl LogStore for SqliteStore {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO rule_logs (id, time_ms, request_id, rule_id, rule_name, client_id, audience,
-                     outcome, code, cause, fuel_used, duration_us, console)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     outcome, code, cause, fuel_used, duration_us, console, truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for e in entries {
                 let console = serde_json::to_string(&e.logs)
@@ -94,6 +98,7 @@ impl LogStore for SqliteStore {
                     i64::try_from(e.fuel_used).unwrap_or(i64::MAX),
                     i64::try_from(e.duration_us).unwrap_or(i64::MAX),
                     console,
+                    e.truncated,
                 ])?;
             }
         }
@@ -104,7 +109,7 @@ impl LogStore for SqliteStore {
     fn list_logs(&self, filter: &LogFilter) -> StoreResult<Vec<LogEntry>> {
         let mut sql = String::from(
             "SELECT id, time_ms, request_id, rule_id, rule_name, client_id, audience, outcome, code, cause,
-                    fuel_used, duration_us, console FROM rule_logs WHERE 1 = 1",
+                    fuel_used, duration_us, console, truncated FROM rule_logs WHERE 1 = 1",
         );
         let mut args: Vec<SqlValue> = Vec::new();
         let mut add = |clause: &str, value: SqlValue| {
@@ -143,6 +148,7 @@ impl LogStore for SqliteStore {
                     fuel_used: row.get::<_, i64>(10)?.max(0) as u64,
                     duration_us: row.get::<_, i64>(11)?.max(0) as u64,
                     logs: Vec::new(),
+                    truncated: row.get(13)?,
                 },
                 row.get::<_, String>(12)?,
             ))
@@ -202,6 +208,7 @@ mod tests {
                 level: Level::Info,
                 message: format!("line {i}"),
             }],
+            truncated: i % 2 == 0,
         }
     }
 

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_rule_secrets_versions.sql"),
     include_str!("migrations/0003_audit_rate_limits.sql"),
     include_str!("migrations/0004_rule_logs.sql"),
+    include_str!("migrations/0005_log_truncated.sql"),
     include_str!("migrations/0006_sealed_keys_audit_retention.sql"),
 ];
 

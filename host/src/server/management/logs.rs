@@ -20,7 +20,7 @@ use super::auth::{Authorized, Caller};
 use super::blocking;
 use super::scopes::{ReadLogs, Scope};
 use crate::server::api_error::ApiError;
-use crate::server::rule_logs::Subscription;
+use crate::server::rule_logs::{self, Subscription};
 use crate::server::state::AppState;
 use crate::store::{LogEntry, LogFilter};
 
@@ -83,7 +83,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(follow))
 }
 
-/// Recent rule executions, newest first.
+/// Recent rule executions, newest first. The answer is bounded: each entry's rule output
+/// takes at most `max_kept_output_bytes` of JSON (5,952 bytes at the default 4 KiB console
+/// cap), entries stored before that bound held included, so `limit` entries take at most
+/// `limit` times that plus their ids and names (under 7 MB at `limit=1000`).
 #[utoipa::path(get, path = "/logs", tag = "logs", params(LogQuery),
     responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
 async fn list(
@@ -92,9 +95,16 @@ async fn list(
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let filter = query.filter()?;
-    Ok(Json(
-        blocking(&state, move |s| Ok(s.store.list_logs(&filter)?)).await?,
-    ))
+    let max_log_bytes = state.engine.limits().max_log_bytes;
+    let entries = blocking(&state, move |s| {
+        let entries = s.store.list_logs(&filter)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| rule_logs::bounded(entry, max_log_bytes))
+            .collect())
+    })
+    .await?;
+    Ok(Json(entries))
 }
 
 /// Rule executions as they happen (Server-Sent Events), with the same filters. The stream

@@ -18,7 +18,7 @@ use super::blocking;
 use super::json::Body;
 use super::rules::{compile_error, find};
 use super::scopes::*;
-use crate::rules::{RuleCache, RuleInput};
+use crate::rules::{RuleCache, RuleInput, RuleSecrets};
 use crate::server::api_error::ApiError;
 use crate::server::state::AppState;
 
@@ -91,16 +91,24 @@ async fn test(
         .await?
     };
     let mut given = secrets;
-    given.append(&mut input.secrets);
-    input.secrets = given;
+    given.extend(input.secrets.values().clone());
+    input.secrets = Arc::new(RuleSecrets::new(given));
     let deadline = Instant::now() + state.engine.limits().deadline;
+    // The execution comes back with its logs, denial and failure redacted.
     let execution = state.engine.run(&compiled, &input, deadline).await;
     let mut report = serde_json::to_value(&execution).map_err(|e| {
         tracing::error!(error = %e, "cannot serialize a rule test's execution");
         ApiError::internal()
     })?;
     if let Value::Object(fields) = &mut report {
-        fields.entry("token").or_insert(Value::Null);
+        // Nothing is issued here, and secret values are never shown again by the API: the
+        // would-be token is redacted too.
+        match fields.get_mut("token") {
+            Some(token) => input.secrets.redact_json(token),
+            None => {
+                fields.insert("token".into(), Value::Null);
+            }
+        }
         fields.insert("version".into(), json!(version));
     }
     Ok(Json(report))
