@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -160,8 +160,8 @@ fn temp_path(path: &Path) -> Result<PathBuf, DataDirError> {
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |name| name.to_string_lossy().into_owned());
-    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(path.with_file_name(format!(".{name}.{hex}.tmp")))
+    let suffix = URL_SAFE_NO_PAD.encode(suffix);
+    Ok(path.with_file_name(format!(".{name}.{suffix}.tmp")))
 }
 
 fn write_temp(

@@ -166,8 +166,8 @@ fn files_holding(server: &TestServer, der: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// A token for `API` from a client of an ES256 API, its header's kid, and its claims as
-/// a third party verifying with the JWKS reads them.
+/// A token for `API` from a client of an ES256 API, checked as a third party verifying
+/// with the JWKS does, and its header's kid.
 async fn es256_token(server: &TestServer, client: &(String, String)) -> (String, String) {
     let (status, body, _) = server.client_token(&client.0, &client.1, API).await;
     assert_eq!(status, StatusCode::OK, "{body}");
