@@ -156,11 +156,8 @@ fn files_holding(server: &TestServer, der: &[u8]) -> Vec<String> {
     ["", "-wal", "-shm"]
         .into_iter()
         .filter(|suffix| {
-            std::fs::read(db_file(server, suffix)).is_ok_and(|bytes| {
-                bytes
-                    .windows(16)
-                    .any(|window| pieces.iter().any(|piece| *piece == window))
-            })
+            std::fs::read(db_file(server, suffix))
+                .is_ok_and(|bytes| bytes.windows(16).any(|window| pieces.contains(&window)))
         })
         .map(|suffix| format!("tokenhost.db{suffix}"))
         .collect()
