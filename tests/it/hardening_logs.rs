@@ -41,7 +41,7 @@ const LEAKY_RULE: &str = r#"module.exports = function (client, scope, audience, 
   if (kind === 'scope') return cb(new InvalidScopeError('scope ' + JSON.stringify(s.S)));
   if (kind === 'server') return cb(new ServerError('upstream said ' + s.T));
   if (kind === 'issue') {
-    var token = {scope: scope, 'https://t.dev/k': s.S};
+    var token = {scope: scope, 'https://t.dev/k': 'v'};
     token['not-namespaced ' + s.T] = 1;
     return cb(null, token);
   }
@@ -243,7 +243,8 @@ async fn secrets_with_quotes_and_newlines_reach_no_log_surface_in_any_spelling()
     assert!(received.contains("[redacted]"), "{received}");
     assert_hidden("the SSE stream", &received);
 
-    // The test endpoint's answer, the would-be token included.
+    // The test endpoint's answer (its token is what the token endpoint would issue, and
+    // this one holds no secret).
     for kind in ["throw", "deny", "issue"] {
         let event = json!({"event": {"client": {"metadata": {"kind": kind}}, "scope": ["test"]}});
         let (status, body) = server
@@ -258,7 +259,7 @@ async fn secrets_with_quotes_and_newlines_reach_no_log_surface_in_any_spelling()
         assert!(body.to_string().contains("[redacted]"), "{body}");
         assert_hidden("the test endpoint's answer", &body.to_string());
         if kind == "issue" {
-            assert_eq!(body["token"]["claims"]["https://t.dev/k"], "[redacted]");
+            assert_eq!(body["token"]["claims"], json!({"https://t.dev/k": "v"}));
         }
     }
 
@@ -290,12 +291,12 @@ async fn a_secret_across_the_console_cap_leaves_no_prefix() {
     let (entries, _) = wait_for_logs(&server, &admin, offsets.len()).await;
     assert_eq!(entries.len(), offsets.len(), "{entries:?}");
     for entry in &entries {
-        assert_eq!(entry["truncated"], true, "{entry}");
         let message = entry["logs"][0]["message"].as_str().unwrap();
         assert!(message.starts_with("xxxx"), "{entry}");
-        assert!(message.contains("truncated"), "{entry}");
         // Not even the first characters of the secret.
         assert!(!message.contains("Zq8"), "{message}");
+        assert!(message.contains("truncated"), "{entry}");
+        assert_eq!(entry["truncated"], true, "{entry}");
     }
 }
 
@@ -323,7 +324,6 @@ async fn the_console_cap_bounds_an_entry_whatever_the_number_of_lines() {
     let (entries, answer_bytes) = wait_for_logs(&server, &admin, count).await;
     assert_eq!(entries.len(), count);
     for entry in &entries {
-        assert_eq!(entry["truncated"], true, "{entry}");
         let lines = entry["logs"].as_array().unwrap();
         assert!(lines.len() <= 4096 / 32 + 2, "{} lines", lines.len());
         let output = serde_json::to_string(&entry["logs"]).unwrap().len()
@@ -333,6 +333,7 @@ async fn the_console_cap_bounds_an_entry_whatever_the_number_of_lines() {
         assert!(output <= MAX_OUTPUT_BYTES, "{output} bytes of output");
         let whole = entry.to_string().len();
         assert!(whole <= MAX_ENTRY_BYTES, "{whole} bytes");
+        assert_eq!(entry["truncated"], true, "{entry}");
     }
     // The listing is bounded by its entries: `limit` times the entry bound at most.
     assert!(

@@ -43,31 +43,6 @@ impl RuleSecrets {
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
         self.redactor.redact(text)
     }
-
-    /// Redacts every string of `value`, object keys included.
-    pub fn redact_json(&self, value: &mut Value) {
-        if self.redactor.is_empty() {
-            return;
-        }
-        match value {
-            Value::String(text) => {
-                if let Cow::Owned(redacted) = self.redact(text) {
-                    *text = redacted;
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.redact_json(item)),
-            Value::Object(fields) => {
-                *fields = std::mem::take(fields)
-                    .into_iter()
-                    .map(|(key, mut item)| {
-                        self.redact_json(&mut item);
-                        (self.redact(&key).into_owned(), item)
-                    })
-                    .collect();
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
 }
 
 impl PartialEq for RuleSecrets {
@@ -123,10 +98,6 @@ impl Redactor {
                 Redactor::Everything
             }
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        matches!(self, Redactor::Nothing)
     }
 
     fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
@@ -216,18 +187,6 @@ mod tests {
         assert!(
             shown.contains("EMPTY") && !shown.contains("hunter2"),
             "{shown}"
-        );
-    }
-
-    #[test]
-    fn json_values_are_redacted_keys_included() {
-        let s = secrets(&[("K", "hunter2")]);
-        let mut value =
-            serde_json::json!({"https://t/hunter2": ["x hunter2", 1, {"k": "\"hunter2\""}]});
-        s.redact_json(&mut value);
-        assert_eq!(
-            value,
-            serde_json::json!({"https://t/[redacted]": ["x [redacted]", 1, {"k": "\"[redacted]\""}]})
         );
     }
 }
