@@ -2,6 +2,7 @@
 //! several nodes can follow without touching them. SQLite (embedded) is the default.
 
 mod audit;
+mod changes;
 mod logs;
 pub mod model;
 mod rule_admin;
@@ -9,6 +10,7 @@ mod sqlite;
 mod sqlite_tx;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
+pub use changes::{Change, ChangeFeed, Cluster, ClusterEvent, Recording};
 pub use logs::{rfc3339_ms, LogEntry, LogFilter, LogStore};
 
 pub use model::*;
@@ -44,6 +46,21 @@ pub trait Store: LogStore + RuleAdminStore + AuditStore + Send + Sync + 'static 
     fn list_client_grants(&self) -> StoreResult<Vec<ClientGrant>>;
     fn list_rules(&self) -> StoreResult<Vec<Rule>>;
     fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// One API by id, one client (with its secrets) by client id, one grant by id: what a
+    /// [`Change`] names, read again.
+    fn get_resource_server(&self, id: &str) -> StoreResult<Option<ResourceServer>>;
+    fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    fn get_client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>>;
+
+    /// What this process's committed transactions changed, not yet applied to its catalog.
+    fn changes(&self) -> &ChangeFeed;
+
+    /// The cluster side of a store that several nodes share; `None` when only this
+    /// process uses the store.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 
     /// Runs `f` in one transaction: every write it makes through its `StoreTx` is applied
     /// if it returns `Ok` and the commit succeeds, none otherwise. `f` may run more than

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::sqlite_tx::SqliteTx;
 use super::{
-    Client, ClientGrant, KeyState, PrivateKeyAtRest, ResourceServer, Rule, RuleSource, SecretHash,
-    SigningAlg, Store, StoreError, StoreResult, StoreTx, StoredSigningKey,
+    ChangeFeed, Client, ClientGrant, KeyState, PrivateKeyAtRest, Recording, ResourceServer, Rule,
+    RuleSource, SecretHash, SigningAlg, Store, StoreError, StoreResult, StoreTx, StoredSigningKey,
 };
 
 /// Append-only: a released migration is never edited, a change is a new entry.
@@ -38,6 +38,7 @@ pub(super) const SEALED: &str = "sealed";
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    changes: ChangeFeed,
 }
 
 impl SqliteStore {
@@ -71,6 +72,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            changes: ChangeFeed::default(),
         })
     }
 
@@ -138,25 +140,23 @@ fn parse_alg(text: &str) -> StoreResult<SigningAlg> {
 /// Runs a parameterless query and converts every row, stopping at the first bad one.
 fn collect<T>(
     stmt: &mut Statement<'_>,
-    mut convert: impl FnMut(&Row<'_>) -> StoreResult<T>,
+    convert: impl FnMut(&Row<'_>) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(convert(row)?);
-    }
-    Ok(out)
+    collect_where(stmt, None, convert)
 }
 
-impl Store for SqliteStore {
-    fn list_resource_servers(&self) -> StoreResult<Vec<ResourceServer>> {
+/// The reads behind the lists and the single gets: `key` (the primary key) picks one row,
+/// `None` all of them.
+impl SqliteStore {
+    fn resource_servers(&self, key: Option<&str>) -> StoreResult<Vec<ResourceServer>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, identifier, name, scopes, token_lifetime, signing_alg,
                     allow_rule_added_scopes, created_at
-             FROM resource_servers ORDER BY created_at, id",
-        )?;
-        collect(&mut stmt, |row| {
+             FROM resource_servers {} ORDER BY created_at, id",
+            where_key("id", key)
+        ))?;
+        collect_where(&mut stmt, key, |row| {
             let lifetime: i64 = row.get(4)?;
             Ok(ResourceServer {
                 id: row.get(0)?,
@@ -173,16 +173,18 @@ impl Store for SqliteStore {
         })
     }
 
-    fn list_clients(&self) -> StoreResult<Vec<Client>> {
+    fn clients(&self, key: Option<&str>) -> StoreResult<Vec<Client>> {
         let mut conn = self.conn();
         // One read transaction, so the secrets belong to the same snapshot as the clients.
         let tx = conn.transaction()?;
-        let mut clients = collect(
-            &mut *tx.prepare_cached(
+        let mut clients = collect_where(
+            &mut *tx.prepare_cached(&format!(
                 "SELECT client_id, name, client_metadata, app_type, created_at,
                         token_rate_limit
-                 FROM clients ORDER BY created_at, client_id",
-            )?,
+                 FROM clients {} ORDER BY created_at, client_id",
+                where_key("client_id", key)
+            ))?,
+            key,
             |row| {
                 Ok(Client {
                     client_id: row.get(0)?,
@@ -206,11 +208,13 @@ impl Store for SqliteStore {
             .enumerate()
             .map(|(i, c)| (c.client_id.clone(), i))
             .collect();
-        let secrets = collect(
-            &mut *tx.prepare_cached(
-                "SELECT client_id, hash, expires_at FROM client_secrets
+        let secrets = collect_where(
+            &mut *tx.prepare_cached(&format!(
+                "SELECT client_id, hash, expires_at FROM client_secrets {}
                  ORDER BY client_id, position",
-            )?,
+                where_key("client_id", key)
+            ))?,
+            key,
             |row| {
                 let secret = SecretHash {
                     hash: row.get(1)?,
@@ -228,13 +232,14 @@ impl Store for SqliteStore {
         Ok(clients)
     }
 
-    fn list_client_grants(&self) -> StoreResult<Vec<ClientGrant>> {
+    fn client_grants(&self, key: Option<&str>) -> StoreResult<Vec<ClientGrant>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, client_id, audience, scope, created_at
-             FROM client_grants ORDER BY created_at, id",
-        )?;
-        collect(&mut stmt, |row| {
+             FROM client_grants {} ORDER BY created_at, id",
+            where_key("id", key)
+        ))?;
+        collect_where(&mut stmt, key, |row| {
             Ok(ClientGrant {
                 id: row.get(0)?,
                 client_id: row.get(1)?,
@@ -243,6 +248,56 @@ impl Store for SqliteStore {
                 created_at: row.get(4)?,
             })
         })
+    }
+}
+
+/// `WHERE column = ?1` when a key is given.
+fn where_key(column: &str, key: Option<&str>) -> String {
+    key.map(|_| format!("WHERE {column} = ?1"))
+        .unwrap_or_default()
+}
+
+/// Collects the rows of `stmt`, with `key` bound as `?1` if given.
+fn collect_where<T>(
+    stmt: &mut Statement<'_>,
+    key: Option<&str>,
+    mut convert: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut rows = stmt.query(rusqlite::params_from_iter(key))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(convert(row)?);
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn list_resource_servers(&self) -> StoreResult<Vec<ResourceServer>> {
+        self.resource_servers(None)
+    }
+
+    fn get_resource_server(&self, id: &str) -> StoreResult<Option<ResourceServer>> {
+        Ok(self.resource_servers(Some(id))?.pop())
+    }
+
+    fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        self.clients(None)
+    }
+
+    fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        Ok(self.clients(Some(client_id))?.pop())
+    }
+
+    fn list_client_grants(&self) -> StoreResult<Vec<ClientGrant>> {
+        self.client_grants(None)
+    }
+
+    fn get_client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
+        Ok(self.client_grants(Some(id))?.pop())
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     fn list_rules(&self) -> StoreResult<Vec<Rule>> {
@@ -309,9 +364,13 @@ impl Store for SqliteStore {
         // IMMEDIATE takes the write lock first, so a transaction never fails halfway for
         // lack of it (another connection, an operator's sqlite3, holding a read).
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        f(&SqliteTx(&tx))?;
+        let writes = SqliteTx(&tx);
+        let recording = Recording::new(&writes);
+        f(&recording)?;
+        let changes = recording.into_changes();
         // Dropped without a commit (an error above), the transaction rolls back.
         tx.commit()?;
+        self.changes.committed(changes);
         Ok(())
     }
 
