@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::redacted::Redacted;
+use crate::master_key::MasterKey;
+use crate::redacted::{Redacted, REDACTED};
 use crate::rules::Limits;
 use crate::server::rate_limit::RateLimitSettings;
 
@@ -61,6 +62,13 @@ pub struct Config {
     /// `TOKENHOST_SECRETS_KEY`: base64 of the 32-byte key rule secrets are encrypted with;
     /// absent, a key is generated once into the data directory.
     pub secrets_key: Option<String>,
+    /// `TOKENHOST_DATABASE_URL`: `postgres://...` to share one PostgreSQL database with
+    /// other nodes; absent, the embedded SQLite database in the data directory.
+    pub database_url: Option<String>,
+    /// `TOKENHOST_MASTER_KEY`: base64 of 32 bytes every node of a cluster shares; the
+    /// server's own keys derive from it instead of the data directory's key files.
+    /// Required with `database_url`.
+    pub master_key: Option<String>,
     pub max_token_body_bytes: usize,
     pub max_management_body_bytes: usize,
     pub max_component_body_bytes: usize,
@@ -100,6 +108,11 @@ impl std::fmt::Debug for Config {
             .field("default_audience", &self.default_audience)
             .field("secret_grace_seconds", &self.secret_grace_seconds)
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| Redacted))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(without_password),
+            )
+            .field("master_key", &self.master_key.as_ref().map(|_| Redacted))
             .field("max_token_body_bytes", &self.max_token_body_bytes)
             .field("max_management_body_bytes", &self.max_management_body_bytes)
             .field("max_component_body_bytes", &self.max_component_body_bytes)
@@ -126,6 +139,8 @@ impl Default for Config {
             default_audience: None,
             secret_grace_seconds: 0,
             secrets_key: None,
+            database_url: None,
+            master_key: None,
             max_token_body_bytes: DEFAULT_MAX_TOKEN_BODY_BYTES,
             max_management_body_bytes: DEFAULT_MAX_MANAGEMENT_BODY_BYTES,
             max_component_body_bytes: DEFAULT_MAX_COMPONENT_BODY_BYTES,
@@ -166,6 +181,53 @@ pub enum ConfigError {
     ManagementTokenLifetime,
     #[error(transparent)]
     Limits(#[from] crate::rules::LimitsError),
+    #[error("database_url {0:?} must be a postgres:// URL (leave it unset for the embedded SQLite database)")]
+    DatabaseUrl(String),
+    #[error(
+        "database_url needs master_key (TOKENHOST_MASTER_KEY): every node of a cluster must \
+         be given the same master key, the base64 of 32 random bytes (`openssl rand -base64 32`)"
+    )]
+    MasterKeyRequired,
+    #[error(transparent)]
+    MasterKey(#[from] crate::master_key::BadMasterKey),
+    #[error(
+        "set master_key or secrets_key, not both: with a master key, the rule secrets key \
+         derives from it"
+    )]
+    TwoKeys,
+}
+
+/// `url` with its password, in the user part or as a `password=` parameter, replaced:
+/// safe to show in an error or a log.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut shown = match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:{REDACTED}@{host}{path}")
+        }
+        _ => format!("{scheme}://{authority}{path}"),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                    format!("{name}={REDACTED}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        shown = format!("{shown}?{}", pairs.join("&"));
+    }
+    shown
 }
 
 impl Config {
@@ -221,6 +283,12 @@ impl Config {
         if let Some(v) = env("TOKENHOST_SECRETS_KEY") {
             config.secrets_key = Some(v).filter(|v| !v.is_empty());
         }
+        if let Some(v) = env("TOKENHOST_DATABASE_URL") {
+            config.database_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("TOKENHOST_MASTER_KEY") {
+            config.master_key = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = env("TOKENHOST_MAX_REQUEST_SCOPES") {
             config.max_request_scopes = parse_env("TOKENHOST_MAX_REQUEST_SCOPES", &v)?;
         }
@@ -272,7 +340,35 @@ impl Config {
             return Err(ConfigError::ManagementTokenLifetime);
         }
         config.limits.validate()?;
+        config.validate_cluster()?;
         Ok(config)
+    }
+
+    /// A database URL other than PostgreSQL's, a master key that is not one, a shared
+    /// database without a master key, or both key settings at once are refused at start.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::DatabaseUrl(without_password(url)));
+            }
+            if self.master_key.is_none() {
+                return Err(ConfigError::MasterKeyRequired);
+            }
+        }
+        if let Some(key) = &self.master_key {
+            MasterKey::from_base64(key)?;
+            if self.secrets_key.is_some() {
+                return Err(ConfigError::TwoKeys);
+            }
+        }
+        Ok(())
+    }
+
+    /// The master key, if configured (validated at load).
+    pub fn master_key(&self) -> Option<MasterKey> {
+        self.master_key
+            .as_deref()
+            .and_then(|key| MasterKey::from_base64(key).ok())
     }
 
     /// The management API's audience, `<issuer>api/v2/`.
@@ -445,6 +541,72 @@ mod tests {
             Config::load_with(None, zero),
             Err(ConfigError::ManagementTokenLifetime)
         ));
+    }
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://u:hunter2@db:5432/t",
+                "postgres://u:[redacted]@db:5432/t",
+            ),
+            (
+                "postgres://u@db/t?password=hunter2&sslmode=require",
+                "postgres://u@db/t?password=[redacted]&sslmode=require",
+            ),
+            ("postgresql://db/t", "postgresql://db/t"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
+        let env = |name: &str| match name {
+            "TOKENHOST_DATABASE_URL" => Some("postgres://u:hunter2@db/t".to_string()),
+            "TOKENHOST_MASTER_KEY" => Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            _ => None,
+        };
+        let config = Config::load_with(None, env).unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("AAECAw"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_shared_database_needs_a_valid_master_key_and_not_a_secrets_key_too() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let load = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load_with(None, move |name| {
+                vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            })
+        };
+        let url = ("TOKENHOST_DATABASE_URL", "postgres://db/t");
+        assert!(matches!(load(&[url]), Err(ConfigError::MasterKeyRequired)));
+        assert!(matches!(
+            load(&[
+                ("TOKENHOST_DATABASE_URL", "mysql://db/t"),
+                ("TOKENHOST_MASTER_KEY", key)
+            ]),
+            Err(ConfigError::DatabaseUrl(_))
+        ));
+        assert!(matches!(
+            load(&[url, ("TOKENHOST_MASTER_KEY", "c2hvcnQ=")]),
+            Err(ConfigError::MasterKey(_))
+        ));
+        assert!(matches!(
+            load(&[
+                ("TOKENHOST_MASTER_KEY", key),
+                ("TOKENHOST_SECRETS_KEY", key)
+            ]),
+            Err(ConfigError::TwoKeys)
+        ));
+        assert!(load(&[url, ("TOKENHOST_MASTER_KEY", key)])
+            .unwrap()
+            .master_key()
+            .is_some());
     }
 
     #[test]

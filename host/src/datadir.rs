@@ -79,10 +79,13 @@ impl ServerKey {
 }
 
 /// The key for `purpose`: the one place that decides where each of the server's keys comes
-/// from. Today a file of the data directory made on first use (rule secrets: `secrets_key`
-/// if configured); a cluster deriving every key from one master key (HKDF, one label per
-/// purpose) changes this function only, not what the keys protect.
+/// from. With a master key, derived from it (the same on every node of a cluster);
+/// otherwise a file of the data directory made on first use (rule secrets: `secrets_key`
+/// if configured).
 pub fn server_key(config: &Config, purpose: ServerKey) -> Result<[u8; KEY_LEN], DataDirError> {
+    if let Some(master) = config.master_key() {
+        return Ok(master.derive(purpose));
+    }
     match (purpose, &config.secrets_key) {
         (ServerKey::RuleSecrets, Some(b64)) => STANDARD
             .decode(b64.trim())
@@ -90,6 +93,35 @@ pub fn server_key(config: &Config, purpose: ServerKey) -> Result<[u8; KEY_LEN], 
             .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes).ok())
             .ok_or(DataDirError::BadConfiguredKey),
         _ => key(&config.data_dir, purpose.file_name()),
+    }
+}
+
+/// Where a data directory whose keys derive from the master key keeps its check value.
+pub const MASTER_KEY_CHECK_FILE: &str = "master-key.check";
+
+/// Whether `check` is the master key check value of the data directory in `dir`: stored
+/// on first use. A directory that already has key files of its own was set up without a
+/// master key; its secrets are sealed under those files, so no master key matches it.
+pub fn master_key_matches(dir: &Path, check: &str) -> Result<bool, DataDirError> {
+    let path = dir.join(MASTER_KEY_CHECK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(stored) => Ok(stored.trim() == check),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let own_keys = [
+                ServerKey::Artifacts,
+                ServerKey::SecretHashes,
+                ServerKey::RuleSecrets,
+                ServerKey::SigningKeys,
+            ]
+            .iter()
+            .any(|purpose| dir.join(purpose.file_name()).exists());
+            if own_keys {
+                return Ok(false);
+            }
+            write_private(&path, check.as_bytes())?;
+            Ok(true)
+        }
+        Err(e) => Err(DataDirError::Io { path, source: e }),
     }
 }
 

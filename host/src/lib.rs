@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod datadir;
 pub mod keys;
+pub mod master_key;
 pub mod redacted;
 pub mod rules;
 pub mod scope;

@@ -8,6 +8,7 @@ mod auth_failures;
 mod bootstrap;
 mod catalog;
 pub mod client_ip;
+pub mod cluster;
 mod discovery;
 pub mod management;
 pub mod metrics;
@@ -90,39 +91,111 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "the master key (TOKENHOST_MASTER_KEY) is not the one this database was set up with: \
+         every node of a cluster must be given the same master key"
+    )]
+    MasterKeyMismatch,
     #[error("{0}")]
     Other(String),
 }
 
-/// Builds the state from `config`: data directory, keys, store, rules. Blocking.
-pub fn build_state(config: Config) -> Result<AppState, ServeError> {
+/// Who makes the first management client, if there is none: `TOKENHOST_BOOTSTRAP_CLIENT_ID`
+/// and `TOKENHOST_BOOTSTRAP_CLIENT_SECRET`, or generated.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+impl Bootstrap {
+    pub fn from_env() -> Bootstrap {
+        let var = |name| std::env::var(name).ok().filter(|s: &String| !s.is_empty());
+        Bootstrap {
+            client_id: var("TOKENHOST_BOOTSTRAP_CLIENT_ID"),
+            client_secret: var("TOKENHOST_BOOTSTRAP_CLIENT_SECRET"),
+        }
+    }
+}
+
+/// Opens the store `config` names: the shared PostgreSQL database, or the data directory's
+/// SQLite file. Blocking.
+fn open_store(config: &Config, node: &str) -> Result<Arc<dyn Store>, ServeError> {
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => Arc::new(crate::store::PgStore::connect(url, node)?),
+        None => Arc::new(SqliteStore::open(
+            &config.data_dir.join(datadir::DATABASE_FILE),
+        )?),
+    };
+    Ok(store)
+}
+
+/// A node whose master key is not the one its store was set up with would fail on every
+/// sealed secret and stored client secret: it refuses to start instead. The store keeps
+/// only a check value derived from the key.
+fn check_master_key(config: &Config, store: &dyn Store) -> Result<(), ServeError> {
+    let Some(master) = config.master_key() else {
+        return Ok(());
+    };
+    let matches = match store.cluster() {
+        Some(cluster) => cluster.master_key_matches(&master.check_value())?,
+        None => datadir::master_key_matches(&config.data_dir, &master.check_value())?,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ServeError::MasterKeyMismatch)
+    }
+}
+
+/// Builds the state from `config`: data directory, keys, store, rules, and the first
+/// management client if there is none. With a shared store, nodes starting at once do the
+/// one-time set-up (keys, bootstrap client) one after the other. Blocking.
+pub fn build_state(
+    config: Config,
+    node: &str,
+    bootstrap: Bootstrap,
+) -> Result<AppState, ServeError> {
     datadir::ensure(&config.data_dir)?;
     let artifact_key =
         ArtifactKey::from_bytes(&datadir::server_key(&config, ServerKey::Artifacts)?);
     let hasher = SecretHasher::new(&datadir::server_key(&config, ServerKey::SecretHashes)?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        &config.data_dir.join(datadir::DATABASE_FILE),
-    )?);
+    let store = open_store(&config, node)?;
+    check_master_key(&config, store.as_ref())?;
     let engine = Arc::new(RuleEngine::new(config.limits.clone())?);
-    Ok(AppState::new(config, store, engine, hasher, artifact_key)?)
+    // Run once, by the closure below (which the lock's signature makes an FnMut).
+    let mut parts = Some((config, hasher, artifact_key, bootstrap));
+    let mut set_up = || -> Result<AppState, ServeError> {
+        let (config, hasher, artifact_key, bootstrap) = parts
+            .take()
+            .ok_or_else(|| ServeError::Other("start-up ran twice".into()))?;
+        let state = AppState::new(config, store.clone(), engine.clone(), hasher, artifact_key)?;
+        bootstrap::ensure(&state, bootstrap.client_id, bootstrap.client_secret)?;
+        Ok(state)
+    };
+    let Some(cluster) = store.cluster() else {
+        return set_up();
+    };
+    let mut built = None;
+    cluster.exclusively(&mut || {
+        // The store's error type is what the lock passes through; the start-up's own
+        // error is kept aside.
+        built = Some(set_up());
+        Ok(())
+    })?;
+    built.ok_or_else(|| ServeError::Other("start-up did not run".into()))?
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let listen = config.listen;
-    let bootstrap_id = std::env::var("TOKENHOST_BOOTSTRAP_CLIENT_ID")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let bootstrap_secret = std::env::var("TOKENHOST_BOOTSTRAP_CLIENT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let state = tokio::task::spawn_blocking(move || -> Result<AppState, ServeError> {
-        let state = build_state(config)?;
-        bootstrap::ensure(&state, bootstrap_id, bootstrap_secret)?;
-        Ok(state)
-    })
-    .await
-    .map_err(|e| ServeError::Other(e.to_string()))??;
+    let node = cluster::node_id()?;
+    let starting = node.clone();
+    let state =
+        tokio::task::spawn_blocking(move || build_state(config, &starting, Bootstrap::from_env()))
+            .await
+            .map_err(|e| ServeError::Other(e.to_string()))??;
+    cluster::start(&state, &node);
 
     state.logs.start(state.store.clone());
     management::audit::keep_within_retention(&state).await;
@@ -162,6 +235,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
     tracing::info!(%local, issuer = %state.config.issuer, "listening");
     let logs = state.logs.clone();
+    let state_at_exit = state.clone();
     let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -171,6 +245,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .map_err(|e| ServeError::Other(e.to_string()));
     // The last requests' rule log entries are still in the recorder's buffer.
     logs.flush().await;
+    cluster::leave(&state_at_exit, &node).await;
     served
 }
 

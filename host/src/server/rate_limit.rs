@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,22 @@ pub struct RateLimits {
     /// One limiter per distinct per-client limit in use, keyed by client like `default`.
     custom: DashMap<RateLimit, Arc<Limiter<String>>>,
     failures: AuthFailures,
+    /// The server-wide limit, which `default` enforces on one node.
+    server_limit: RateLimit,
+    /// The live nodes sharing the clients' limits (1 without a shared store).
+    nodes: AtomicUsize,
+}
+
+/// A node's share of `limit` among `nodes`: each allows ⌈limit / nodes⌉ (at least 1), so
+/// clients spread evenly over the nodes get their whole limit, and a bit more when it
+/// does not divide.
+pub fn share(limit: RateLimit, nodes: usize) -> RateLimit {
+    let nodes = u32::try_from(nodes.max(1)).unwrap_or(u32::MAX);
+    let part = |n: NonZeroU32| non_zero(n.get().div_ceil(nodes));
+    RateLimit {
+        per_second: part(limit.per_second),
+        burst: part(limit.burst),
+    }
 }
 
 fn token_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Quota {
@@ -99,6 +116,11 @@ impl RateLimits {
             clock: DefaultClock::default(),
             default: Limiter::dashmap(token_quota(settings.per_second, settings.burst)),
             custom: DashMap::new(),
+            server_limit: RateLimit {
+                per_second: settings.per_second,
+                burst: settings.burst,
+            },
+            nodes: AtomicUsize::new(1),
             failures: AuthFailures::new(
                 settings.auth_failure_burst.get(),
                 Duration::from_secs(60) / settings.auth_failures_per_minute.get(),
@@ -109,10 +131,13 @@ impl RateLimits {
 
     /// Counts one authenticated token request of `client_id`, under its own limit if it has
     /// one; `Err(wait)` when it is over the limit.
+    /// With several live nodes, each enforces its share of the limit (`share`).
     pub fn check_token(&self, client_id: &String, own: Option<RateLimit>) -> Result<(), Duration> {
+        let nodes = self.nodes.load(Ordering::Relaxed);
         let outcome = match own {
-            None => self.default.check_key(client_id),
-            Some(limit) => {
+            None if nodes <= 1 => self.default.check_key(client_id),
+            own => {
+                let limit = share(own.unwrap_or(self.server_limit), nodes);
                 let limiter = match self.custom.get(&limit) {
                     Some(limiter) => limiter.clone(),
                     None => self
@@ -127,6 +152,19 @@ impl RateLimits {
             }
         };
         outcome.map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// How many live nodes share the limits now. A client's state starts afresh under a new
+    /// share (its limiter is another one), so a change of the node count may let through
+    /// one more burst.
+    pub fn set_nodes(&self, nodes: usize) {
+        let before = self.nodes.swap(nodes.max(1), Ordering::Relaxed);
+        if before != nodes.max(1) {
+            tracing::info!(
+                nodes,
+                "live nodes changed: each enforces its share of rate limits"
+            );
+        }
     }
 
     /// How long `client_id` at `ip` must still wait after too many failed authentications;
@@ -164,6 +202,33 @@ mod tests {
             per_second: non_zero(per_second),
             burst: non_zero(burst),
         }
+    }
+
+    #[test]
+    fn nodes_share_a_limit_rounding_up() {
+        assert_eq!(share(limit(50, 100), 1), limit(50, 100));
+        assert_eq!(share(limit(50, 100), 3), limit(17, 34));
+        assert_eq!(share(limit(2, 2), 5), limit(1, 1));
+        assert_eq!(share(limit(50, 100), 0), limit(50, 100));
+    }
+
+    #[test]
+    fn with_three_nodes_a_client_gets_a_third_of_its_burst() {
+        let limits = RateLimits::new(RateLimitSettings {
+            burst: non_zero(9),
+            ..RateLimitSettings::default()
+        });
+        let a = "a".to_string();
+        limits.set_nodes(3);
+        for _ in 0..3 {
+            assert!(limits.check_token(&a, None).is_ok());
+        }
+        assert!(limits.check_token(&a, None).is_err());
+        let b = "b".to_string();
+        for _ in 0..2 {
+            assert!(limits.check_token(&b, Some(limit(1, 6))).is_ok());
+        }
+        assert!(limits.check_token(&b, Some(limit(1, 6))).is_err());
     }
 
     #[test]

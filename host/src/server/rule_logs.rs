@@ -143,6 +143,16 @@ impl LogRecorder {
         }
     }
 
+    /// Whether someone follows the live stream.
+    pub fn has_subscribers(&self) -> bool {
+        self.live.receiver_count() > 0
+    }
+
+    /// Passes another node's stored entry to the live stream (not stored again).
+    pub fn relay(&self, entry: LogEntry) {
+        let _ = self.live.send(Arc::new(entry));
+    }
+
     /// Writes what is buffered now (at shutdown, so that no recorded entry is lost).
     pub async fn flush(&self) {
         let Some(store) = self.shared.store.get().cloned() else {

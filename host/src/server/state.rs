@@ -296,6 +296,11 @@ impl AppState {
         }
     }
 
+    /// TEMPORARY until the incremental catalog lands: applies `changes` by rebuilding all.
+    pub fn apply(&self, _changes: &[crate::store::Change]) -> Result<(), StateError> {
+        self.reload()
+    }
+
     /// Rebuilds the catalog from storage. Blocking.
     pub fn reload(&self) -> Result<(), StateError> {
         let store = &self.store;

@@ -17,6 +17,16 @@ pub use model::*;
 pub use rule_admin::{RuleAdminStore, RuleVersion, SealedSecret};
 pub use sqlite::SqliteStore;
 
+/// TEMPORARY until the PostgreSQL backend lands.
+pub struct PgStore;
+impl PgStore {
+    pub fn connect(_url: &str, _node: &str) -> StoreResult<SqliteStore> {
+        Err(StoreError::Backend(
+            "PostgreSQL backend not merged yet".into(),
+        ))
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

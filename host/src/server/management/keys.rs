@@ -1,5 +1,7 @@
 //! `/api/v2/keys/signing`: list signing keys and rotate them.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
@@ -15,6 +17,7 @@ use super::{blocking, write};
 use crate::keys;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState, StateError};
+use crate::server::{cluster, rule_logs};
 use crate::store::{KeyState, SigningAlg, SigningKey};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,6 +79,29 @@ async fn list(
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }
 
+/// How long until the `Next` keys that rotating `algs` would make sign have been stored
+/// for `cluster::KEY_SETTLE`, so that every node has read and publishes them. Zero on a
+/// node with a store of its own.
+fn settle_wait(s: &AppState, algs: &[SigningAlg]) -> Result<Duration, ApiError> {
+    if s.store.cluster().is_none() {
+        return Ok(Duration::ZERO);
+    }
+    let stored = s.store.list_signing_keys()?;
+    let now_ms = rule_logs::now_ms();
+    Ok(algs
+        .iter()
+        .filter_map(|alg| {
+            stored
+                .iter()
+                .filter(|k| k.alg == *alg && k.state == KeyState::Next)
+                .map(|k| k.created_at)
+                .min()
+        })
+        .map(|created_at| cluster::key_settle_wait(created_at, now_ms))
+        .max()
+        .unwrap_or(Duration::ZERO))
+}
+
 /// Rotate: the next key starts signing, the current one is retired (it stays in the JWKS
 /// until every token it signed has expired) and a new next key is published.
 #[utoipa::path(post, path = "/keys/signing/rotate", tag = "keys", request_body = RotateKeys,
@@ -93,15 +119,30 @@ async fn rotate(
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
             .alg
     };
+    let algs: Vec<SigningAlg> = alg
+        .map(|a| vec![a])
+        .unwrap_or_else(|| SigningAlg::ALL.to_vec());
+    // With several nodes, the keys about to sign must be published by all of them first.
+    for _ in 0..3 {
+        let checking = algs.clone();
+        let wait = blocking(&state, move |s| settle_wait(s, &checking)).await?;
+        if wait.is_zero() {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+    }
     let keys = write(&state, move |s| {
+        if !settle_wait(s, &algs)?.is_zero() {
+            return Err(ApiError::conflict(
+                "the next signing key is still being published to every node (another \
+                 rotation just happened): retry in a few seconds",
+            ));
+        }
         let existing = s.signing_keys().map_err(key_error)?;
-        let algs: Vec<SigningAlg> = alg
-            .map(|a| vec![a])
-            .unwrap_or_else(|| SigningAlg::ALL.to_vec());
         // A rotation changes only its algorithm's keys, so all of them can be computed
         // from one reading.
         let mut changed = Vec::new();
-        for alg in algs {
+        for &alg in &algs {
             changed.extend(keys::rotate(&existing, alg, now()).map_err(|e| {
                 tracing::error!(error = %e, "key rotation failed");
                 ApiError::internal()
