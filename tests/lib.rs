@@ -2,6 +2,7 @@
 //! into the repository, and the real `tokenhost` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod pg;
 pub mod server;
 
 use std::path::PathBuf;

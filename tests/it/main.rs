@@ -3,6 +3,7 @@
 
 mod actions;
 mod cli;
+mod cluster;
 mod components;
 mod engine;
 mod hardening_logs;
