@@ -116,8 +116,9 @@ def log(message: str) -> None:
 class Server:
     """The release binary on 127.0.0.1:0 with a fresh data directory, stopped by stop()."""
 
-    def __init__(self, binary: Path):
+    def __init__(self, binary: Path, extra_env: dict[str, str] | None = None):
         self.binary = binary
+        self.extra_env = extra_env or {}
         self.data_dir = Path(tempfile.mkdtemp(prefix="tokenhost-bench-"))
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
@@ -139,6 +140,7 @@ class Server:
             TOKENHOST_RATE_LIMIT_PER_SECOND="1000000000",
             TOKENHOST_RATE_LIMIT_BURST="1000000000",
         )
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [str(self.binary), "serve"],
             env=env,
