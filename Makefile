@@ -23,7 +23,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules clean
+.PHONY: run build test test-deps guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster clean
 
 run: build
 	$(TOKENHOST) serve
