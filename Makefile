@@ -5,11 +5,8 @@
 #   make guest        rebuild the JS rule runtime (guest-sdk) from source
 #   make rules        compile every rules/*.js to rules/*.wasm offline
 #   make lint         rustfmt + clippy (host and guest) + tsc on rules/
-#   make bench        the token endpoint under load (wrk); # Several nodes on one PostgreSQL (BENCHMARKS.md): tokens/s with 1-3 nodes, propagation.
-bench-cluster: build
-	python3 bench/cluster.py
-
-bench-rules: one rule's cost
+#   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
+#   make bench-cluster  several nodes on one PostgreSQL
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
