@@ -1,7 +1,7 @@
 # tokenhost: build, test, lint, benchmark.
 #
 #   make run          start the server on the embedded store
-#   make test         everything the test suite needs, then the tests
+#   make test         everything the test suite needs (PostgreSQL too), then the tests
 #   make guest        rebuild the JS rule runtime (guest-sdk) from source
 #   make rules        compile every rules/*.js to rules/*.wasm offline
 #   make lint         rustfmt + clippy (host and guest) + tsc on rules/
@@ -20,7 +20,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster clean
 
 run: build
 	$(TOKENHOST) serve
@@ -38,9 +38,16 @@ fixtures:
 test-deps:
 	@python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install --quiet 'pyjwt[crypto]>=2.8'
 
+# The store tests run on SQLite and on PostgreSQL: tests/postgres.sh installs and starts
+# a server when TOKENHOST_TEST_DATABASE_URL names none, and prints the URL to test on.
 test: fixtures test-deps
 	$(CARGO) build --release -p host
-	$(CARGO) test --release --workspace
+	url=$$(tests/postgres.sh) && TOKENHOST_TEST_DATABASE_URL="$$url" $(CARGO) test --release --workspace
+
+# The URL of the test database (made fresh), for running single tests by hand:
+#   TOKENHOST_TEST_DATABASE_URL=$$(make -s pg-url) cargo test --release -p host --lib store::
+pg-url:
+	@tests/postgres.sh
 
 # The Debian toolchain of shared/TOOLCHAIN.md, arranged like a wasi-sdk for rquickjs-sys.
 guest-toolchain:

@@ -59,11 +59,7 @@ where
 }
 
 /// A token from `server`, or its status and body.
-async fn token(
-    server: &TestServer,
-    id: &str,
-    secret: &str,
-) -> Result<String, (StatusCode, Value)> {
+async fn token(server: &TestServer, id: &str, secret: &str) -> Result<String, (StatusCode, Value)> {
     let (status, body, _) = server.client_token(id, secret, API).await;
     match body["access_token"].as_str() {
         Some(token) if status == StatusCode::OK => Ok(token.to_string()),
@@ -75,7 +71,9 @@ async fn token(
 fn verify(jwks: &JwkSet, token: &str) -> Result<Value, String> {
     let header = decode_header(token).map_err(|e| e.to_string())?;
     let kid = header.kid.ok_or("no kid")?;
-    let jwk = jwks.find(&kid).ok_or(format!("kid {kid} not in the JWKS"))?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or(format!("kid {kid} not in the JWKS"))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[API]);
@@ -124,7 +122,9 @@ async fn a_change_on_one_node_applies_on_the_others_within_a_second() {
     let nodes = nodes_at_once(&db, 3);
     let (a, c) = (&nodes[0], &nodes[2]);
     let admin = a.admin_token().await;
-    let (id, secret) = a.setup_client(&admin, API, "RS256", &["read"], json!({})).await;
+    let (id, secret) = a
+        .setup_client(&admin, API, "RS256", &["read"], json!({}))
+        .await;
     let (_, took) = within(Duration::from_secs(5), || async {
         token(c, &id, &secret).await.ok()
     })
@@ -135,7 +135,10 @@ async fn a_change_on_one_node_applies_on_the_others_within_a_second() {
 
     let claim = "https://cluster.example/version";
     let rule = a.add_rule(&admin, "versioned", &versioned_rule("v1")).await;
-    let mut timings = vec![("rule created", until_claim(c, &id, &secret, claim, "v1").await)];
+    let mut timings = vec![(
+        "rule created",
+        until_claim(c, &id, &secret, claim, "v1").await,
+    )];
     let (status, body) = a
         .api(
             &admin,
@@ -145,7 +148,10 @@ async fn a_change_on_one_node_applies_on_the_others_within_a_second() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    timings.push(("rule edited", until_claim(c, &id, &secret, claim, "v2").await));
+    timings.push((
+        "rule edited",
+        until_claim(c, &id, &secret, claim, "v2").await,
+    ));
     let (status, body) = a
         .api(
             &admin,
@@ -205,9 +211,13 @@ async fn nodes_started_at_once_set_up_one_schema_one_bootstrap_client_and_one_se
         .map(|c| c["client_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [ADMIN_ID]);
-    let (_, grants) = nodes[2].api(&admin, Method::GET, "/client-grants", None).await;
+    let (_, grants) = nodes[2]
+        .api(&admin, Method::GET, "/client-grants", None)
+        .await;
     assert_eq!(grants.as_array().unwrap().len(), 1, "{grants}");
-    let (_, keys) = nodes[2].api(&admin, Method::GET, "/keys/signing", None).await;
+    let (_, keys) = nodes[2]
+        .api(&admin, Method::GET, "/keys/signing", None)
+        .await;
     let keys = keys.as_array().unwrap();
     for alg in ["RS256", "ES256"] {
         for state in ["current", "next"] {
@@ -218,12 +228,10 @@ async fn nodes_started_at_once_set_up_one_schema_one_bootstrap_client_and_one_se
             assert_eq!(n, 1, "{alg} {state} keys: {keys:?}");
         }
     }
-    let published: Vec<Value> = futures_join(nodes.iter().map(|n| n.get_json("/.well-known/jwks.json"))).await;
+    let published: Vec<Value> =
+        futures_join(nodes.iter().map(|n| n.get_json("/.well-known/jwks.json"))).await;
     assert!(published.windows(2).all(|w| w[0] == w[1]), "{published:?}");
-    let migrations = tests::pg::query_text(
-        &db.url,
-        "SELECT count(*)::text FROM schema_migrations",
-    );
+    let migrations = tests::pg::query_text(&db.url, "SELECT count(*)::text FROM schema_migrations");
     assert_ne!(migrations, "0");
 }
 
@@ -244,9 +252,11 @@ async fn a_rotation_on_one_node_leaves_no_verification_gap_on_any() {
         .setup_client(&admin, API, "RS256", &["read"], json!({}))
         .await;
     for n in nodes.iter() {
-        within(Duration::from_secs(5), || async { token(n, &id, &secret).await.ok() })
-            .await
-            .expect("client not on every node");
+        within(Duration::from_secs(5), || async {
+            token(n, &id, &secret).await.ok()
+        })
+        .await
+        .expect("client not on every node");
     }
     let first_kid = {
         let token = token(&nodes[0], &id, &secret).await.unwrap();
@@ -282,7 +292,12 @@ async fn a_rotation_on_one_node_leaves_no_verification_gap_on_any() {
     let started = Instant::now();
     for _ in 0..2 {
         let (status, body) = nodes[0]
-            .api(&admin, Method::POST, "/keys/signing/rotate", Some(json!({"alg": "RS256"})))
+            .api(
+                &admin,
+                Method::POST,
+                "/keys/signing/rotate",
+                Some(json!({"alg": "RS256"})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -311,17 +326,23 @@ async fn a_node_killed_under_load_costs_no_token_on_the_others() {
         .setup_client(&admin, API, "ES256", &["read"], json!({}))
         .await;
     for n in &nodes {
-        within(Duration::from_secs(5), || async { token(n, &id, &secret).await.ok() })
-            .await
-            .expect("client not on every node");
+        within(Duration::from_secs(5), || async {
+            token(n, &id, &secret).await.ok()
+        })
+        .await
+        .expect("client not on every node");
     }
     let survivors = Arc::new(nodes.split_off(1));
     let (issued, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
         .map(|w| {
-            let (survivors, issued, failed, stop) =
-                (survivors.clone(), issued.clone(), failed.clone(), stop.clone());
+            let (survivors, issued, failed, stop) = (
+                survivors.clone(),
+                issued.clone(),
+                failed.clone(),
+                stop.clone(),
+            );
             let (id, secret) = (id.clone(), secret.clone());
             tokio::spawn(async move {
                 let node = &survivors[w % survivors.len()];
@@ -352,7 +373,10 @@ async fn a_node_killed_under_load_costs_no_token_on_the_others() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let (issued, failed) = (issued.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (issued, failed) = (
+        issued.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
     println!("tokens issued by B and C: {before_kill} before A was killed, {issued} in all; {failed} failed");
     assert_eq!(failed, 0);
     assert!(issued > before_kill, "no token after the kill");
@@ -363,7 +387,9 @@ async fn a_node_on_an_empty_data_directory_serves_the_current_rules_and_secrets(
     let db = Database::fresh();
     let a = node(&db);
     let admin = a.admin_token().await;
-    let (id, secret) = a.setup_client(&admin, API, "ES256", &["read"], json!({})).await;
+    let (id, secret) = a
+        .setup_client(&admin, API, "ES256", &["read"], json!({}))
+        .await;
     let rule = a.add_rule(&admin, "versioned", &versioned_rule("v7")).await;
     let (status, body) = a
         .api(
@@ -380,7 +406,10 @@ async fn a_node_on_an_empty_data_directory_serves_the_current_rules_and_secrets(
     let token = token(&d, &id, &secret).await.unwrap();
     let claims = verify(&jwks(&d).await, &token).unwrap();
     assert_eq!(claims["https://cluster.example/version"], "v7", "{claims}");
-    assert_eq!(claims["https://cluster.example/secret"], "amber", "{claims}");
+    assert_eq!(
+        claims["https://cluster.example/secret"], "amber",
+        "{claims}"
+    );
     // Verified by A's JWKS too: one set of keys.
     verify(&jwks(&a).await, &token).unwrap();
     let logs = d.stop_and_logs();
@@ -431,11 +460,15 @@ async fn logs_and_audit_of_every_node_are_listed_and_streamed_on_any() {
     let nodes = nodes_at_once(&db, 2);
     let (a, b) = (&nodes[0], &nodes[1]);
     let admin = a.admin_token().await;
-    let (id, secret) = a.setup_client(&admin, API, "ES256", &["read"], json!({})).await;
+    let (id, secret) = a
+        .setup_client(&admin, API, "ES256", &["read"], json!({}))
+        .await;
     a.add_rule(&admin, "versioned", &versioned_rule("v1")).await;
-    within(Duration::from_secs(5), || async { token(b, &id, &secret).await.ok() })
-        .await
-        .expect("B never knew the client");
+    within(Duration::from_secs(5), || async {
+        token(b, &id, &secret).await.ok()
+    })
+    .await
+    .expect("B never knew the client");
 
     let mut stream = b
         .http
@@ -469,14 +502,26 @@ async fn logs_and_audit_of_every_node_are_listed_and_streamed_on_any() {
     let (status, listed) = b.api(&admin, Method::GET, "/logs", None).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert!(
-        listed.as_array().unwrap().iter().any(|e| e["client_id"] == id.as_str()),
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["client_id"] == id.as_str()),
         "{listed}"
     );
     let (status, audit) = b
-        .api(&admin, Method::GET, &format!("/audit?target_type=client&target_id={id}"), None)
+        .api(
+            &admin,
+            Method::GET,
+            &format!("/audit?target_type=client&target_id={id}"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{audit}");
-    assert!(!audit.as_array().unwrap().is_empty(), "A's change not in B's audit: {audit}");
+    assert!(
+        !audit.as_array().unwrap().is_empty(),
+        "A's change not in B's audit: {audit}"
+    );
 }
 
 #[tokio::test]
@@ -504,5 +549,9 @@ async fn live_nodes_share_a_clients_rate_limit() {
         let (status, _, _) = b.client_token(&id, &secret, API).await;
         statuses.push(status.as_u16());
     }
-    assert_eq!(statuses, [200, 200, 200, 429], "a third of a burst of 9 per node");
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "a third of a burst of 9 per node"
+    );
 }

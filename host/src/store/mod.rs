@@ -1,31 +1,28 @@
-//! Persistence behind a trait, so that handlers never see SQL and a PostgreSQL backend for
-//! several nodes can follow without touching them. SQLite (embedded) is the default.
+//! Persistence behind a trait, so that handlers never see SQL: SQLite (embedded) is the
+//! default, PostgreSQL the store that several nodes share.
 
 mod audit;
 mod changes;
 mod logs;
 pub mod model;
+mod postgres;
+mod postgres_admin;
+mod postgres_cluster;
+mod postgres_tx;
 mod rule_admin;
 mod sqlite;
 mod sqlite_tx;
+#[cfg(test)]
+mod suite;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use changes::{Change, ChangeFeed, Cluster, ClusterEvent, Recording};
 pub use logs::{rfc3339_ms, LogEntry, LogFilter, LogStore};
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use rule_admin::{RuleAdminStore, RuleVersion, SealedSecret};
 pub use sqlite::SqliteStore;
-
-/// TEMPORARY until the PostgreSQL backend lands.
-pub struct PgStore;
-impl PgStore {
-    pub fn connect(_url: &str, _node: &str) -> StoreResult<SqliteStore> {
-        Err(StoreError::Backend(
-            "PostgreSQL backend not merged yet".into(),
-        ))
-    }
-}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

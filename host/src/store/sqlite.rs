@@ -128,11 +128,11 @@ fn owner_only(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+pub(super) fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-fn parse_alg(text: &str) -> StoreResult<SigningAlg> {
+pub(super) fn parse_alg(text: &str) -> StoreResult<SigningAlg> {
     SigningAlg::parse(text)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown signing algorithm {text:?}")))
 }

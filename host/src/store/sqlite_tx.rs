@@ -60,7 +60,7 @@ fn on_unique(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> S
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
 }
 

@@ -1,0 +1,1 @@
+//! Tests of `PgStore` alone: what only a shared store does.
