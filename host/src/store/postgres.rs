@@ -398,12 +398,14 @@ impl Bridge {
             Ok(RuntimeFlavor::MultiThread) => {
                 tokio::task::block_in_place(|| self.handle.block_on(fut))
             }
-            Ok(_) => std::thread::scope(|scope| {
-                match scope.spawn(|| self.handle.block_on(fut)).join() {
-                    Ok(out) => out,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }),
+            Ok(_) => {
+                std::thread::scope(
+                    |scope| match scope.spawn(|| self.handle.block_on(fut)).join() {
+                        Ok(out) => out,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                )
+            }
             Err(_) => self.handle.block_on(fut),
         }
     }

@@ -106,10 +106,7 @@ impl LogStore for PgStore {
     }
 
     fn prune_logs(&self, max_entries: usize, min_time_ms: i64) -> StoreResult<usize> {
-        let old = self.execute(
-            "DELETE FROM rule_logs WHERE time_ms < $1",
-            &[&min_time_ms],
-        )?;
+        let old = self.execute("DELETE FROM rule_logs WHERE time_ms < $1", &[&min_time_ms])?;
         let excess = self.execute(
             "DELETE FROM rule_logs WHERE seq <= (SELECT seq FROM rule_logs ORDER BY seq DESC
                  LIMIT 1 OFFSET $1)",

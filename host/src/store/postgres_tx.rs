@@ -41,7 +41,10 @@ impl<'t> PgTx<'t> {
         self.failure.borrow().clone()
     }
 
-    fn noted<T>(&self, result: Result<T, tokio_postgres::Error>) -> Result<T, tokio_postgres::Error> {
+    fn noted<T>(
+        &self,
+        result: Result<T, tokio_postgres::Error>,
+    ) -> Result<T, tokio_postgres::Error> {
         if let Err(e) = &result {
             let mut failure = self.failure.borrow_mut();
             if failure.is_none() {
@@ -110,11 +113,11 @@ fn source_columns(source: &RuleSource) -> (&'static str, Option<&str>, Option<&[
 
 /// Maps a write's error: a unique clash (SQLSTATE 23505) is `Conflict` about `what`,
 /// anything else `Backend`.
-fn on_unique(
-    what: impl FnOnce() -> String,
-) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+fn on_unique(what: impl FnOnce() -> String) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |e| match e.code() {
-        Some(state) if *state == SqlState::UNIQUE_VIOLATION => StoreError::Conflict { what: what() },
+        Some(state) if *state == SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict { what: what() }
+        }
         _ => e.into(),
     }
 }
