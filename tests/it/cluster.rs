@@ -35,11 +35,24 @@ fn node_with(db: &Database, extra: &[(&str, &str)]) -> TestServer {
 
 /// Starts `n` nodes at the same moment.
 fn nodes_at_once(db: &Database, n: usize) -> Vec<TestServer> {
+    nodes_at_once_with(db, n, &[])
+}
+
+fn nodes_at_once_with(db: &Database, n: usize, extra: &[(&str, &str)]) -> Vec<TestServer> {
     std::thread::scope(|scope| {
-        let starting: Vec<_> = (0..n).map(|_| scope.spawn(|| node(db))).collect();
+        let starting: Vec<_> = (0..n)
+            .map(|_| scope.spawn(|| node_with(db, extra)))
+            .collect();
         starting.into_iter().map(|s| s.join().unwrap()).collect()
     })
 }
+
+/// For the tests that send one client's tokens as fast as they can: no rate limit in the
+/// way (the limiter still runs).
+const UNLIMITED: &[(&str, &str)] = &[
+    ("TOKENHOST_RATE_LIMIT_PER_SECOND", "1000000000"),
+    ("TOKENHOST_RATE_LIMIT_BURST", "1000000000"),
+];
 
 /// Polls `check` every 10 ms until it returns `Some`, for at most `limit`; returns the value
 /// and how long it took.
@@ -246,7 +259,7 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 #[tokio::test]
 async fn a_rotation_on_one_node_leaves_no_verification_gap_on_any() {
     let db = Database::fresh();
-    let nodes = Arc::new(nodes_at_once(&db, 3));
+    let nodes = Arc::new(nodes_at_once_with(&db, 3, UNLIMITED));
     let admin = nodes[0].admin_token().await;
     let (id, secret) = nodes[0]
         .setup_client(&admin, API, "RS256", &["read"], json!({}))
@@ -320,7 +333,7 @@ async fn a_rotation_on_one_node_leaves_no_verification_gap_on_any() {
 #[tokio::test]
 async fn a_node_killed_under_load_costs_no_token_on_the_others() {
     let db = Database::fresh();
-    let mut nodes = nodes_at_once(&db, 3);
+    let mut nodes = nodes_at_once_with(&db, 3, UNLIMITED);
     let admin = nodes[0].admin_token().await;
     let (id, secret) = nodes[0]
         .setup_client(&admin, API, "ES256", &["read"], json!({}))
@@ -531,12 +544,7 @@ async fn live_nodes_share_a_clients_rate_limit() {
         ("TOKENHOST_RATE_LIMIT_PER_SECOND", "1"),
         ("TOKENHOST_RATE_LIMIT_BURST", "9"),
     ];
-    let nodes: Vec<TestServer> = std::thread::scope(|scope| {
-        let starting: Vec<_> = (0..3)
-            .map(|_| scope.spawn(|| node_with(&db, &limits)))
-            .collect();
-        starting.into_iter().map(|s| s.join().unwrap()).collect()
-    });
+    let nodes = nodes_at_once_with(&db, 3, &limits);
     let admin = nodes[0].admin_token().await;
     let (id, secret) = nodes[0]
         .setup_client(&admin, API, "ES256", &["read"], json!({}))
