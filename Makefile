@@ -7,6 +7,7 @@
 #   make lint         rustfmt + clippy (host and guest) + tsc on rules/
 #   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
 #   make bench-cluster  several nodes on one PostgreSQL
+#   make bench-catalog  a management write and a token request, empty vs 100k clients
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
@@ -20,7 +21,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog clean
 
 run: build
 	$(TOKENHOST) serve
@@ -95,6 +96,10 @@ bench-cluster: build
 
 bench-rules:
 	$(CARGO) run --release -p host --example bench_rules
+
+bench-catalog: build
+	$(CARGO) build --release -p host --example bench_catalog
+	python3 bench/catalog.py
 
 clean:
 	$(CARGO) clean

@@ -70,7 +70,7 @@ pub fn ensure(
         tx.put_client(&client)?;
         tx.put_client_grant(&grant)
     })?;
-    state.reload()?;
+    state.apply_committed()?;
     if generated {
         let path = state.config.data_dir.join(BOOTSTRAP_FILE);
         let record = json!({

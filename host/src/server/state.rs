@@ -1,21 +1,22 @@
-//! The server's shared state, and the one place that turns storage into a [`Catalog`].
+//! The server's shared state: handles to the store, the engine, the keys and the catalog
+//! (built in `catalog/build.rs`), and key upkeep.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::credentials::SecretHasher;
 use crate::datadir::{self, DataDirError, ServerKey};
-use crate::keys::{self, KeySealer, KeySet};
-use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine, RuleSecrets};
+use crate::keys::{self, KeySealer};
+use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
 use crate::secret_box::{SecretBox, SecretBoxError};
 use crate::store::{
-    ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, SigningKey, Store, StoreError,
+    Change, ResourceServer, Rule, RuleSource, ScopeDef, SigningAlg, SigningKey, Store, StoreError,
 };
 
-use super::catalog::{ActiveRule, Catalog};
+use super::catalog::{self, Catalog, CatalogBuilder, Sources};
 use super::management::scopes::MANAGEMENT_SCOPES;
 use super::metrics::{Metrics, MetricsError};
 use super::rate_limit::RateLimits;
@@ -69,9 +70,8 @@ pub struct Inner {
     pub secret_box: SecretBox,
     /// Seals private signing keys for storage and opens them for the catalog.
     pub key_sealer: KeySealer,
-    catalog: RwLock<Arc<Catalog>>,
-    /// Compiled rules by id, with the `updated_at` they were compiled for.
-    compiled: Mutex<HashMap<String, (i64, Arc<CompiledRule>)>>,
+    /// The token endpoint's snapshot, and what makes the next one.
+    catalog: CatalogBuilder,
     /// Rule execution logs: live subscribers and the batched writer.
     pub logs: LogRecorder,
     /// Management changes (write, then rebuild the catalog) happen one at a time, and so
@@ -116,14 +116,6 @@ impl AppState {
         hasher: SecretHasher,
         artifact_key: ArtifactKey,
     ) -> Result<AppState, StateError> {
-        let empty = Catalog {
-            clients: HashMap::new(),
-            apis: HashMap::new(),
-            grants: HashMap::new(),
-            rules: Vec::new(),
-            keys: Arc::new(KeySet::new(Vec::new())?),
-            jwks: Arc::from(&b"{\"keys\":[]}"[..]),
-        };
         let secret_box = SecretBox::from_config(&config).map_err(StateError::SecretsKey)?;
         let key_sealer = KeySealer::new(
             &datadir::server_key(&config, ServerKey::SigningKeys)
@@ -140,8 +132,7 @@ impl AppState {
                 engine,
                 hasher,
                 artifact_key,
-                catalog: RwLock::new(Arc::new(empty)),
-                compiled: Mutex::new(HashMap::new()),
+                catalog: CatalogBuilder::new()?,
                 write_lock: tokio::sync::Mutex::new(()),
                 logs,
                 metrics: Metrics::new()?,
@@ -173,10 +164,44 @@ impl AppState {
 
     /// The current snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.current()
+    }
+
+    /// What a catalog build reads, borrowed from here.
+    fn sources(&self) -> Sources<'_> {
+        Sources {
+            store: &*self.store,
+            engine: &self.engine,
+            artifact_key: &self.artifact_key,
+            secret_box: &self.secret_box,
+            key_sealer: &self.key_sealer,
+            management_api: self.management_api(),
+        }
+    }
+
+    /// Applies `changes` to the catalog, re-reading what each names (`Everything`: all).
+    /// Safe to call from any thread, at any time: updates are made one at a time, and a
+    /// change applied twice or out of order still ends as the store is. Blocking.
+    pub fn apply(&self, changes: &[Change]) -> Result<(), StateError> {
+        self.catalog.apply(&self.sources(), changes, None)
+    }
+
+    /// Applies what this process committed and has not applied yet: after a write, so that
+    /// the next request (the write's response first) sees it. Blocking.
+    pub fn apply_committed(&self) -> Result<(), StateError> {
         self.catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .apply(&self.sources(), &[], Some(self.store.changes()))
+    }
+
+    /// Rebuilds the whole catalog from storage. Blocking.
+    pub fn reload(&self) -> Result<(), StateError> {
+        self.catalog.apply(
+            &self.sources(),
+            &[Change::Everything],
+            Some(self.store.changes()),
+        )?;
+        self.catalog_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The management API as an API: not stored, always present, rules never run for it.
@@ -223,7 +248,7 @@ impl AppState {
 
     /// The signing keys, their private keys opened. Blocking.
     pub fn signing_keys(&self) -> Result<Vec<SigningKey>, StateError> {
-        Ok(self.key_sealer.open_all(self.store.list_signing_keys()?)?)
+        self.sources().signing_keys()
     }
 
     /// The first start after an upgrade: the keys stored in the clear are sealed, and the
@@ -252,154 +277,26 @@ impl AppState {
         Ok(())
     }
 
-    /// Compiles (or loads) a rule, reusing what was compiled for the same version.
+    /// Compiles (or loads) a rule, reusing what was compiled for the same source.
     pub fn compiled_rule(&self, rule: &Rule) -> Result<Arc<CompiledRule>, CompileError> {
-        if let Some((version, compiled)) = self
+        self.catalog
             .compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&rule.id)
-        {
-            if *version == rule.updated_at {
-                return Ok(compiled.clone());
-            }
-        }
-        let loaded = rule.artifact.as_deref().and_then(|artifact| {
-            self.engine
-                .load(artifact, &self.artifact_key)
-                .map_err(|e| tracing::warn!(rule = %rule.id, error = %e, "stored artifact not loaded; recompiling"))
-                .ok()
-        });
-        let compiled = match loaded {
-            Some(compiled) => Arc::new(compiled),
-            None => Arc::new(self.compile_source(&rule.source)?),
-        };
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(rule.id.clone(), (rule.updated_at, compiled.clone()));
-        Ok(compiled)
+            .get(&self.engine, &self.artifact_key, rule)
+            .map(|(compiled, _)| compiled)
     }
 
-    /// Drops the compiled copy of a rule whose source changed.
-    pub fn forget_compiled(&self, rule_id: &str) {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(rule_id);
+    /// Hands what an upload compiled to the next catalog build, which then neither loads
+    /// the artifact stored with it nor compiles again.
+    pub fn keep_compiled(&self, rule: &Rule, compiled: Arc<CompiledRule>) {
+        self.catalog.compiled.keep(&rule.id, &rule.source, compiled);
     }
 
     pub fn compile_source(&self, source: &RuleSource) -> Result<CompiledRule, CompileError> {
-        match source {
-            RuleSource::Script(script) => self.engine.compile_js(script),
-            RuleSource::Component(wasm) => self.engine.compile_component(wasm),
-        }
-    }
-
-    /// TEMPORARY until the incremental catalog lands: applies `changes` by rebuilding all.
-    pub fn apply(&self, _changes: &[crate::store::Change]) -> Result<(), StateError> {
-        self.reload()
-    }
-
-    /// Rebuilds the catalog from storage. Blocking.
-    pub fn reload(&self) -> Result<(), StateError> {
-        let store = &self.store;
-        let clients = store
-            .list_clients()?
-            .into_iter()
-            .map(|c| (c.client_id.clone(), c))
-            .collect();
-        let mut apis: HashMap<String, ResourceServer> = store
-            .list_resource_servers()?
-            .into_iter()
-            .map(|a| (a.identifier.clone(), a))
-            .collect();
-        let management = self.management_api();
-        apis.insert(management.identifier.clone(), management);
-        let mut grants: HashMap<String, HashMap<String, _>> = HashMap::new();
-        for grant in store.list_client_grants()? {
-            grants
-                .entry(grant.client_id.clone())
-                .or_default()
-                .insert(grant.audience.clone(), grant);
-        }
-        let mut rules = Vec::new();
-        let mut live = Vec::new();
-        for rule in store.list_rules()? {
-            live.push(rule.id.clone());
-            if !rule.enabled {
-                continue;
-            }
-            let compiled = self
-                .compiled_rule(&rule)
-                .map_err(|error| StateError::Rule {
-                    id: rule.id.clone(),
-                    name: rule.name.clone(),
-                    error,
-                })?;
-            if rule.artifact.is_none() {
-                self.store_artifact(&rule, &compiled);
-            }
-            let secrets = Arc::new(RuleSecrets::new(self.rule_secrets(&rule.id)?));
-            rules.push(ActiveRule {
-                secrets,
-                id: rule.id,
-                name: rule.name,
-                compiled,
-            });
-        }
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|id, _| live.contains(id));
-        let keys = Arc::new(KeySet::new(self.signing_keys()?)?);
-        let jwks = serde_json::to_vec(&keys.jwks(now(), longest_lifetime(apis.values())))?;
-        let catalog = Catalog {
-            clients,
-            apis,
-            grants,
-            rules,
-            keys,
-            jwks: Arc::from(jwks),
-        };
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
-        self.catalog_ready.store(true, Ordering::Release);
-        Ok(())
+        catalog::compile(&self.engine, source)
     }
 
     /// A rule's secrets, decrypted. Blocking.
     pub fn rule_secrets(&self, rule_id: &str) -> Result<BTreeMap<String, String>, StateError> {
-        self.store
-            .list_rule_secrets(rule_id)?
-            .into_iter()
-            .map(|secret| {
-                self.secret_box
-                    .open_rule_secret(rule_id, &secret.name, &secret.sealed)
-                    .map(|value| (secret.name.clone(), value))
-                    .map_err(|error| StateError::Secret {
-                        id: rule_id.to_string(),
-                        secret: secret.name,
-                        error,
-                    })
-            })
-            .collect()
-    }
-
-    /// Persists a compiled rule's artifact so a restart loads instead of recompiling.
-    pub fn store_artifact(&self, rule: &Rule, compiled: &CompiledRule) {
-        match self.engine.seal(compiled, &self.artifact_key) {
-            Ok(artifact) => {
-                let stored = Rule {
-                    artifact: Some(artifact),
-                    ..rule.clone()
-                };
-                if let Err(e) = self.store.transaction(|tx| tx.put_rule(&stored)) {
-                    tracing::warn!(rule = %rule.id, error = %e, "cannot store the compiled artifact");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(rule = %rule.id, error = %e, "cannot seal the compiled artifact")
-            }
-        }
+        self.sources().rule_secrets(rule_id)
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -171,7 +172,7 @@ fn authenticate(
     catalog: &Catalog,
     request: &TokenRequest,
     ip: IpAddr,
-) -> Result<Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let slow_down = |wait| {
         OAuthError::too_many_requests(
             retry_after_secs(wait),

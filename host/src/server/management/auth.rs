@@ -213,11 +213,9 @@ impl<S: Scope> FromRequestParts<AppState> for Authorized<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Arc;
 
     use super::*;
-    use crate::keys::KeySet;
     use crate::store::{Client, ClientGrant};
 
     const AUD: &str = "http://t.test/api/v2/";
@@ -232,24 +230,18 @@ mod tests {
             created_at: 0,
             token_rate_limit: None,
         };
-        let grants = grant.map(|scopes| {
-            let grant = ClientGrant {
+        let mut catalog = Catalog::empty().unwrap();
+        catalog.clients.insert("c1".to_string(), Arc::new(client));
+        if let Some(scopes) = grant {
+            catalog.grants.put(ClientGrant {
                 id: "cgr_1".into(),
                 client_id: "c1".into(),
                 audience: AUD.into(),
                 scope: scopes.iter().map(|s| s.to_string()).collect(),
                 created_at: 0,
-            };
-            ("c1".to_string(), HashMap::from([(AUD.to_string(), grant)]))
-        });
-        Catalog {
-            clients: HashMap::from([("c1".to_string(), client)]),
-            apis: HashMap::new(),
-            grants: grants.into_iter().collect(),
-            rules: Vec::new(),
-            keys: Arc::new(KeySet::new(Vec::new()).unwrap()),
-            jwks: Arc::from(&b"{}"[..]),
+            });
         }
+        catalog
     }
 
     fn token(scopes: &[&str], expires_at: i64) -> TokenClaims {

@@ -1,8 +1,8 @@
 //! The management API under `/api/v2/`, shaped like the original platform's.
 //!
 //! Every handler checks its scope first, runs storage work on a blocking thread, and
-//! makes changes one at a time, rebuilding the token endpoint's catalog after each so the
-//! change applies to the next token request.
+//! makes changes one at a time, applying what each committed to the token endpoint's
+//! catalog before it answers, so the change applies to the next token request.
 
 pub(crate) mod audit;
 pub mod auth;
@@ -95,18 +95,22 @@ pub(crate) async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// Runs a change on a blocking thread, one change at a time, then rebuilds the catalog.
+/// Runs a change on a blocking thread, one change at a time, then applies what it
+/// committed to the catalog (only that: the rest of the catalog is shared, not rebuilt).
 pub(crate) async fn write<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let _one_at_a_time = state.write_lock.lock().await;
     blocking(state, move |s| {
-        let out = f(s)?;
-        s.reload().map_err(|e| {
-            tracing::error!(error = %e, "cannot rebuild the catalog after a change");
+        // Applied even when `f` failed: it may have committed before failing.
+        let out = f(s);
+        let applied = s.apply_committed().map_err(|e| {
+            tracing::error!(error = %e, "cannot apply a change to the catalog");
             ApiError::internal()
-        })?;
+        });
+        let out = out?;
+        applied?;
         Ok(out)
     })
     .await

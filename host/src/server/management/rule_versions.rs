@@ -140,7 +140,7 @@ async fn deploy(
         rule.source = old.source;
         rule.artifact = None;
         rule.updated_at = now();
-        let (rule, version) = compile_for_store(s, rule, &by, Some(number))?;
+        let (rule, version, compiled) = compile_for_store(s, rule, &by, Some(number))?;
         let change =
             Change::updated("rule", &id, &before, &RuleView::from(rule.clone())).action("deploy");
         let new = s.store.transaction(|tx| {
@@ -148,6 +148,7 @@ async fn deploy(
             audit::record(tx, &caller, &change)?;
             Ok(new)
         })?;
+        s.keep_compiled(&rule, compiled);
         s.store
             .get_rule_version(&id, new)?
             .ok_or_else(ApiError::internal)

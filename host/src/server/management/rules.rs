@@ -4,6 +4,8 @@
 //! column) and applies to the next token request; its compiled artifact is stored so a
 //! restart does not recompile.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -20,7 +22,7 @@ use super::json::Body;
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::generate_id;
-use crate::rules::CompileError;
+use crate::rules::{CompileError, CompiledRule};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{Rule, RuleSource, RuleVersion};
@@ -152,13 +154,15 @@ pub(super) fn compile_error(error: CompileError) -> ApiError {
 /// Compiles `rule`'s source: the rule with its sealed artifact, and its source as its next
 /// version, made `by` a management client (`deployed_from`: the version a rollback
 /// copied), for the caller to store in the transaction that records the change
-/// (`StoreTx::put_rule_version`). Compiling comes first, so no transaction waits on it.
+/// (`StoreTx::put_rule_version`); and the compiled rule, for the caller to hand to the
+/// catalog once stored (`AppState::keep_compiled`). Compiling comes first, so no
+/// transaction waits on it.
 pub(super) fn compile_for_store(
     state: &AppState,
     mut rule: Rule,
     by: &str,
     deployed_from: Option<u32>,
-) -> Result<(Rule, RuleVersion), ApiError> {
+) -> Result<(Rule, RuleVersion, Arc<CompiledRule>), ApiError> {
     let compiled = state.compile_source(&rule.source).map_err(compile_error)?;
     rule.artifact = state
         .engine
@@ -172,8 +176,7 @@ pub(super) fn compile_for_store(
         created_by: Some(by.to_string()),
         deployed_from,
     };
-    state.forget_compiled(&rule.id);
-    Ok((rule, version))
+    Ok((rule, version, Arc::new(compiled)))
 }
 
 pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
@@ -235,12 +238,13 @@ async fn create(
             created_at: at,
             updated_at: at,
         };
-        let (rule, version) = compile_for_store(s, rule, &by, None)?;
+        let (rule, version, compiled) = compile_for_store(s, rule, &by, None)?;
         let change = Change::created("rule", &rule.id, &RuleView::from(rule.clone()));
         s.store.transaction(|tx| {
             tx.put_rule_version(&rule, &version)?;
             audit::record(tx, &caller, &change)
         })?;
+        s.keep_compiled(&rule, compiled);
         Ok(rule)
     })
     .await?;
@@ -293,14 +297,14 @@ async fn update(
         rule.updated_at = now();
         // A new source is compiled now and stored with its version; other changes store
         // the rule alone.
-        let (rule, version) = match new_source {
+        let (rule, version, compiled) = match new_source {
             Some(source) => {
                 rule.source = source;
                 rule.artifact = None;
-                let (rule, version) = compile_for_store(s, rule, &by, None)?;
-                (rule, Some(version))
+                let (rule, version, compiled) = compile_for_store(s, rule, &by, None)?;
+                (rule, Some(version), Some(compiled))
             }
-            None => (rule, None),
+            None => (rule, None, None),
         };
         let change = Change::updated("rule", &id, &before, &RuleView::from(rule.clone()));
         s.store.transaction(|tx| {
@@ -310,6 +314,9 @@ async fn update(
             }
             audit::record(tx, &caller, &change)
         })?;
+        if let Some(compiled) = compiled {
+            s.keep_compiled(&rule, compiled);
+        }
         Ok(rule)
     })
     .await?;
