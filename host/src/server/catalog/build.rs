@@ -152,7 +152,12 @@ impl CatalogBuilder {
     }
 
     fn swap(&self, catalog: Catalog) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::replace(&mut *current, Arc::new(catalog));
+        drop(current);
+        // Freed outside the lock (after a full rebuild, 100,000 clients take a while), so
+        // that no token request waits for it.
+        drop(old);
     }
 
     /// The whole catalog, read from storage.

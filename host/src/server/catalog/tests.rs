@@ -183,6 +183,16 @@ fn clients_are_added_replaced_and_removed_with_their_grants() {
     // Twice: nothing more happens.
     f.apply(&changes);
     f.assert_converged();
+
+    // Deleted and made again under the same id before the change is applied: the store
+    // deleted its grant, so the catalog must not keep it, though the client is there.
+    let mut changes = f.write(|tx| tx.delete_client("c2").map(drop));
+    changes.extend(f.write(|tx| tx.put_client(&client("c2", 3))));
+    f.apply(&changes);
+    let catalog = f.builder.current();
+    assert!(catalog.clients.contains_key("c2"));
+    assert!(catalog.grant("c2", "https://a1").is_none());
+    f.assert_converged();
 }
 
 #[test]
