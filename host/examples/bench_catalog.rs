@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokenhost::config::Config;
 use tokenhost::datadir;
-use tokenhost::server::build_state;
+use tokenhost::server::{build_state, Bootstrap};
 use tokenhost::store::{
     Change, Client, ClientGrant, ResourceServer, SecretHash, SigningAlg, SqliteStore, Store,
 };
@@ -106,7 +106,7 @@ fn apply(dir: PathBuf, reps: usize) {
         ..Config::default()
     };
     let started = Instant::now();
-    let state = build_state(config).unwrap();
+    let state = build_state(config, "bench", Bootstrap::default()).unwrap();
     let start_ms = ms(started.elapsed());
     let catalog = state.catalog();
     let (clients, apis) = (catalog.clients.len(), catalog.apis.len());
