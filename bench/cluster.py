@@ -98,11 +98,10 @@ class Database:
 def start_nodes(binary: Path, n: int, db: Database | None) -> list[run.Server]:
     env = {} if db is None else {"TOKENHOST_DATABASE_URL": db.url, "TOKENHOST_MASTER_KEY": MASTER_KEY}
     nodes = [run.Server(binary, env) for _ in range(n)]
-    threads = [threading.Thread(target=node.start) for node in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # One after the other, from this thread: each server is asked to end with the thread
+    # that started it (PR_SET_PDEATHSIG), so a helper thread's end would stop it.
+    for node in nodes:
+        node.start()
     for node in nodes:
         if node.port is None:
             raise run.BenchError(f"a node did not start:\n{node.tail()}")

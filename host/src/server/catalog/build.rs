@@ -79,6 +79,12 @@ pub struct CatalogBuilder {
     /// Held while a next catalog is made; holds the changes that failed last time (a rule
     /// that did not compile, a secret that did not open), tried again with the next ones.
     updating: Mutex<Vec<Change>>,
+    /// Held while everything is read again, outside `updating`: at 100,000 clients that
+    /// takes seconds, and changes keep being applied meanwhile.
+    rebuilding: Mutex<()>,
+    /// While a full rebuild reads, the changes applied meanwhile, to apply again on top of
+    /// what it read (which may predate them).
+    replay: Mutex<Option<Vec<Change>>>,
     pub compiled: CompiledRules,
 }
 
@@ -88,6 +94,8 @@ impl CatalogBuilder {
         Ok(CatalogBuilder {
             current: RwLock::new(Arc::new(Catalog::empty()?)),
             updating: Mutex::new(Vec::new()),
+            rebuilding: Mutex::new(()),
+            replay: Mutex::new(None),
             compiled: CompiledRules::default(),
         })
     }
@@ -124,16 +132,17 @@ impl CatalogBuilder {
             return Ok(());
         }
         if todo.contains(&Change::Everything) {
-            return match self.full(sources) {
-                Ok(catalog) => {
-                    self.swap(catalog);
-                    Ok(())
-                }
-                Err(e) => {
-                    retry.push(Change::Everything);
-                    Err(e)
-                }
-            };
+            // Everything else in `todo` was committed before the rebuild reads: it is in it.
+            drop(retry);
+            return self.rebuild(sources);
+        }
+        if let Some(replay) = self
+            .replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            replay.extend(todo.iter().cloned());
         }
         let mut next = Catalog::clone(&self.current());
         let mut first_error = None;
@@ -148,6 +157,42 @@ impl CatalogBuilder {
         // again each time, it costs microseconds.
         next.jwks = jwks(&next)?;
         self.swap(next);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Reads everything again without holding up other updates: they go on meanwhile and
+    /// are applied again on top of what was read, then the result replaces the catalog.
+    fn rebuild(&self, sources: &Sources<'_>) -> Result<(), StateError> {
+        let _one_rebuild = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self.replay.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
+        let built = self.full(sources);
+        let mut retry = self.updating.lock().unwrap_or_else(PoisonError::into_inner);
+        let replayed = self
+            .replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        let mut catalog = match built {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                retry.push(Change::Everything);
+                return Err(e);
+            }
+        };
+        let mut seen = HashSet::new();
+        let mut first_error = None;
+        for change in replayed.into_iter().filter(|c| seen.insert(c.clone())) {
+            if let Err(e) = self.apply_one(sources, &mut catalog, &change) {
+                retry.push(change);
+                first_error.get_or_insert(e);
+            }
+        }
+        catalog.jwks = jwks(&catalog)?;
+        self.swap(catalog);
         first_error.map_or(Ok(()), Err)
     }
 
