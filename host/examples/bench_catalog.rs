@@ -106,7 +106,7 @@ fn apply(dir: PathBuf, reps: usize) {
         ..Config::default()
     };
     let started = Instant::now();
-    let state = build_state(config, "bench", Bootstrap::default()).unwrap();
+    let (state, _) = build_state(config, "bench", Bootstrap::default()).unwrap();
     let start_ms = ms(started.elapsed());
     let catalog = state.catalog();
     let (clients, apis) = (catalog.clients.len(), catalog.apis.len());

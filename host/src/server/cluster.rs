@@ -38,12 +38,26 @@ pub fn node_id() -> Result<String, StoreError> {
     Ok(format!("node-{hex}"))
 }
 
-/// Starts following the other nodes, if the store is shared. Needs a Tokio runtime.
-pub fn start(state: &AppState, node: &str) {
-    if state.store.cluster().is_none() {
-        return;
+/// What a node hears from the others.
+pub type Events = tokio::sync::mpsc::UnboundedReceiver<ClusterEvent>;
+
+/// Starts listening and waits until the listener is connected (its first `Connected`,
+/// consumed here): from then on no change is missed. Blocking.
+pub fn listening(cluster: &dyn Cluster) -> Result<Events, StoreError> {
+    let mut events = cluster.listen()?;
+    loop {
+        match events.blocking_recv() {
+            Some(ClusterEvent::Connected) => return Ok(events),
+            Some(ClusterEvent::Changed(_)) => continue,
+            None => return Err(StoreError::Backend("the change listener stopped".into())),
+        }
     }
-    tokio::spawn(follow(state.clone()));
+}
+
+/// Starts following the other nodes, with the events `listening` returned. Needs a Tokio
+/// runtime.
+pub fn start(state: &AppState, node: &str, events: Events) {
+    tokio::spawn(follow(state.clone(), events));
     tokio::spawn(heartbeat(state.clone(), node.to_string()));
     tokio::spawn(relay_logs(state.clone()));
 }
@@ -84,16 +98,7 @@ async fn apply(state: &AppState, changes: Vec<Change>) {
 /// Hears the changes of every node and applies them; reads everything again after each
 /// (re)connection of the listener and every `RECONCILE_EVERY`; re-reads the keys every
 /// `KEYS_EVERY`.
-async fn follow(state: AppState) {
-    let mut events = loop {
-        match on_cluster(&state, |cluster| cluster.listen()).await {
-            Ok(events) => break events,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for other nodes' changes; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
+async fn follow(state: AppState, mut events: Events) {
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keys = tokio::time::interval(KEYS_EVERY);

@@ -149,19 +149,26 @@ fn check_master_key(config: &Config, store: &dyn Store) -> Result<(), ServeError
 }
 
 /// Builds the state from `config`: data directory, keys, store, rules, and the first
-/// management client if there is none. With a shared store, nodes starting at once do the
+/// management client if there is none; with a shared store, also what it hears from the
+/// other nodes from before the catalog was read. With a shared store, nodes starting at once do the
 /// one-time set-up (keys, bootstrap client) one after the other. Blocking.
 pub fn build_state(
     config: Config,
     node: &str,
     bootstrap: Bootstrap,
-) -> Result<AppState, ServeError> {
+) -> Result<(AppState, Option<cluster::Events>), ServeError> {
     datadir::ensure(&config.data_dir)?;
     let artifact_key =
         ArtifactKey::from_bytes(&datadir::server_key(&config, ServerKey::Artifacts)?);
     let hasher = SecretHasher::new(&datadir::server_key(&config, ServerKey::SecretHashes)?);
     let store = open_store(&config, node)?;
     check_master_key(&config, store.as_ref())?;
+    // Listening before the first catalog is read, so that no change committed meanwhile
+    // is missed, and the listener's first `Connected` needs no second full read.
+    let events = match store.cluster() {
+        Some(cluster) => Some(cluster::listening(cluster)?),
+        None => None,
+    };
     let engine = Arc::new(RuleEngine::new(config.limits.clone())?);
     // Run once, by the closure below (which the lock's signature makes an FnMut).
     let mut parts = Some((config, hasher, artifact_key, bootstrap));
@@ -174,7 +181,7 @@ pub fn build_state(
         Ok(state)
     };
     let Some(cluster) = store.cluster() else {
-        return set_up();
+        return Ok((set_up()?, None));
     };
     let mut built = None;
     cluster.exclusively(&mut || {
@@ -183,7 +190,8 @@ pub fn build_state(
         built = Some(set_up());
         Ok(())
     })?;
-    built.ok_or_else(|| ServeError::Other("start-up did not run".into()))?
+    let state = built.ok_or_else(|| ServeError::Other("start-up did not run".into()))??;
+    Ok((state, events))
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
@@ -195,7 +203,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tokio::task::spawn_blocking(move || build_state(config, &starting, Bootstrap::from_env()))
             .await
             .map_err(|e| ServeError::Other(e.to_string()))??;
-    cluster::start(&state, &node);
+    let (state, events) = state;
+    if let Some(events) = events {
+        cluster::start(&state, &node, events);
+    }
 
     state.logs.start(state.store.clone());
     management::audit::keep_within_retention(&state).await;
