@@ -25,9 +25,13 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{scheme}://{authority}/{name}{query}")
 }
 
-/// Runs `sql` on `url` from a thread of its own (callable from sync and async tests).
-pub fn execute(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
-    let (url, sql) = (url.to_string(), sql.to_string());
+/// Runs `f` with a client connected to `url`, on a runtime of its own in a thread of its
+/// own (so that sync and async tests alike can call it).
+fn with_client<T: Send + 'static>(
+    url: &str,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
+) -> Result<T, tokio_postgres::Error> {
+    let url = url.to_string();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -36,33 +40,33 @@ pub fn execute(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
         runtime.block_on(async {
             let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
             let driver = tokio::spawn(connection);
-            let result = client.batch_execute(&sql).await;
+            let out = f(&client).await;
             drop(client);
             let _ = driver.await;
-            result
+            Ok(out)
         })
     })
     .join()
     .expect("SQL thread")
 }
 
+/// Runs `sql` on `url`.
+pub fn execute(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+    let sql = sql.to_string();
+    with_client(url, async move |client| client.batch_execute(&sql).await)?
+}
+
 /// The first column of the first row of `sql`, as text.
 pub fn query_text(url: &str, sql: &str) -> String {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-            tokio::spawn(connection);
-            let row = client.query_one(&sql, &[]).await.unwrap();
-            row.get::<_, String>(0)
-        })
+    let query = sql.to_string();
+    with_client(url, async move |client| {
+        client
+            .query_one(&query, &[])
+            .await
+            .map(|row| row.get::<_, String>(0))
     })
-    .join()
-    .expect("SQL thread")
+    .and_then(|row| row)
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// A database made for one test, dropped (with whatever still connects to it) after.
