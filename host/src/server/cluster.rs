@@ -106,9 +106,10 @@ async fn follow(state: AppState, mut events: Events) {
     // The first ticks are immediate; the start-up just built the catalog.
     reconcile.tick().await;
     keys.tick().await;
+    let mut listening = true;
     loop {
         let changes = tokio::select! {
-            event = events.recv() => match event {
+            event = events.recv(), if listening => match event {
                 Some(event) => {
                     // Whatever else has arrived meanwhile is applied with it.
                     let mut changes = changes_of(event);
@@ -119,7 +120,7 @@ async fn follow(state: AppState, mut events: Events) {
                 }
                 None => {
                     tracing::error!("the change listener stopped; following by reconcile only");
-                    std::future::pending::<()>().await;
+                    listening = false;
                     continue;
                 }
             },
