@@ -335,6 +335,24 @@ impl Drop for TestServer {
     }
 }
 
+/// The first event of a `/api/v2/logs/stream` response within `limit`, and everything the
+/// stream sent until then.
+pub async fn first_event(stream: &mut Response, limit: Duration) -> (Value, String) {
+    let mut received = String::new();
+    let entry = tokio::time::timeout(limit, async {
+        loop {
+            let chunk = stream.chunk().await.unwrap().expect("stream ended");
+            received.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(data) = received.lines().find_map(|l| l.strip_prefix("data:")) {
+                return serde_json::from_str::<Value>(data.trim()).unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event within {limit:?}"));
+    (entry, received)
+}
+
 /// Status, JSON body (or the text as a JSON string), headers.
 pub async fn split(response: Response) -> (StatusCode, Value, reqwest::header::HeaderMap) {
     let status = response.status();

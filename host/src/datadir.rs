@@ -67,6 +67,14 @@ pub enum ServerKey {
 }
 
 impl ServerKey {
+    /// Every purpose.
+    pub const ALL: [ServerKey; 4] = [
+        ServerKey::Artifacts,
+        ServerKey::SecretHashes,
+        ServerKey::RuleSecrets,
+        ServerKey::SigningKeys,
+    ];
+
     /// The file that holds this key in the data directory.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -107,14 +115,9 @@ pub fn master_key_matches(dir: &Path, check: &str) -> Result<bool, DataDirError>
     match std::fs::read_to_string(&path) {
         Ok(stored) => Ok(stored.trim() == check),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let own_keys = [
-                ServerKey::Artifacts,
-                ServerKey::SecretHashes,
-                ServerKey::RuleSecrets,
-                ServerKey::SigningKeys,
-            ]
-            .iter()
-            .any(|purpose| dir.join(purpose.file_name()).exists());
+            let own_keys = ServerKey::ALL
+                .iter()
+                .any(|purpose| dir.join(purpose.file_name()).exists());
             if own_keys {
                 return Ok(false);
             }
@@ -326,13 +329,7 @@ mod tests {
             data_dir: dir.clone(),
             ..Config::default()
         };
-        let all = [
-            ServerKey::Artifacts,
-            ServerKey::SecretHashes,
-            ServerKey::RuleSecrets,
-            ServerKey::SigningKeys,
-        ];
-        let keys: Vec<[u8; 32]> = all
+        let keys: Vec<[u8; 32]> = ServerKey::ALL
             .iter()
             .map(|&purpose| server_key(&config, purpose).unwrap())
             .collect();

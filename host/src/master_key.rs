@@ -91,12 +91,7 @@ mod tests {
     fn each_purpose_gets_its_own_stable_key() {
         let master = MasterKey::from_base64(KEY).unwrap();
         let again = MasterKey::from_base64(KEY).unwrap();
-        let purposes = [
-            ServerKey::Artifacts,
-            ServerKey::SecretHashes,
-            ServerKey::RuleSecrets,
-            ServerKey::SigningKeys,
-        ];
+        let purposes = ServerKey::ALL;
         let keys: Vec<_> = purposes.iter().map(|p| master.derive(*p)).collect();
         for (i, key) in keys.iter().enumerate() {
             assert_eq!(*key, again.derive(purposes[i]));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::server::{TestServer, ADMIN_ID, ADMIN_SECRET};
+use tests::server::{first_event, TestServer, ADMIN_ID, ADMIN_SECRET};
 use tests::tokenhost_bin;
 
 const API: &str = "https://api.example.com/";
@@ -143,18 +143,7 @@ async fn the_stream_delivers_executions_live() {
         .unwrap()
         .starts_with("text/event-stream"));
     server.client_token(&id, &secret, API).await;
-    let mut received = String::new();
-    let entry = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let chunk = stream.chunk().await.unwrap().expect("stream ended");
-            received.push_str(&String::from_utf8_lossy(&chunk));
-            if let Some(data) = received.lines().find_map(|l| l.strip_prefix("data:")) {
-                return serde_json::from_str::<Value>(data.trim()).unwrap();
-            }
-        }
-    })
-    .await
-    .expect("no event within 10 s");
+    let (entry, received) = first_event(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(entry["rule_name"], "noisy");
     assert_eq!(entry["outcome"], "issued");
     assert!(!received.contains(SECRET));
