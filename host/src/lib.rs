@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod datadir;
 pub mod keys;
 pub mod master_key;
+pub mod policy;
 pub mod redacted;
 pub mod rules;
 pub mod scope;

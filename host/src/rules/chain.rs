@@ -7,8 +7,9 @@ use std::time::Instant;
 use super::compile::CompiledRule;
 use super::engine::RuleEngine;
 use super::input::{RuleInput, TokenSoFar};
-use super::outcome::{Execution, Failure, Outcome, Token};
+use super::outcome::{Execution, Outcome, Token};
 use super::secrets::RuleSecrets;
+use crate::policy;
 
 /// One rule of a chain, as the caller knows it. Its `Debug` shows secret names only.
 #[derive(Clone, Copy)]
@@ -86,14 +87,8 @@ impl RuleEngine {
                 token.claims.extend(issued.claims);
             }
         }
-        let size = serde_json::to_vec(&token.claims)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if size > self.limits.max_claims_bytes {
-            let failure = Failure::ClaimsTooLarge {
-                size,
-                limit: self.limits.max_claims_bytes,
-            };
+        if let Err(failure) = policy::chain_claims_fit(&token.claims, self.limits.max_claims_bytes)
+        {
             return ChainResult {
                 outcome: Outcome::Failed { failure },
                 steps,

@@ -8,18 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use wasmtime::Trap;
 
 use super::bindings::{AccessToken, FailureKind, RuleError};
-use super::claims;
 use super::compile::CompiledRule;
 use super::engine::RuleEngine;
 use super::input::RuleInput;
 use super::limits::Limits;
-use super::outcome::{Denial, DenialCode, Execution, Failure, LogLine, Outcome, Token};
+use super::outcome::{Denial, DenialCode, Execution, Failure, LogLine, Outcome};
 use super::store::new_store;
-use crate::scope;
+use crate::policy;
 
 impl RuleEngine {
     /// Runs `rule` once with the configured deadline. Blocking: for callers outside an
@@ -116,45 +114,11 @@ impl RuleEngine {
     }
 }
 
-fn issued(token: AccessToken, limits: &Limits, logs: &mut Vec<LogLine>) -> Outcome {
-    let mut raw = Map::new();
-    for claim in token.custom_claims {
-        match serde_json::from_str::<Value>(&claim.value) {
-            Ok(value) => {
-                raw.insert(claim.name, value);
-            }
-            Err(e) => {
-                let message = format!("claim \"{}\" is not JSON: {e}", claim.name);
-                return Outcome::Failed {
-                    failure: Failure::InvalidResult { message },
-                };
-            }
-        }
-    }
-    let size = serde_json::to_vec(&raw)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > limits.max_claims_bytes {
-        return Outcome::Failed {
-            failure: Failure::ClaimsTooLarge {
-                size,
-                limit: limits.max_claims_bytes,
-            },
-        };
-    }
-    // Joined by spaces in the token, a scope holding one would read back as two scopes.
-    if let Err(invalid) = token.scope.iter().try_for_each(|s| scope::check(s)) {
-        return Outcome::Failed {
-            failure: Failure::InvalidResult {
-                message: invalid.to_string(),
-            },
-        };
-    }
-    Outcome::Issued {
-        token: Token {
-            scope: scope::distinct(token.scope),
-            claims: claims::filter(raw, logs),
-        },
+fn issued(token: AccessToken, limits: &Limits, notes: &mut Vec<LogLine>) -> Outcome {
+    let claims = token.custom_claims.into_iter().map(|c| (c.name, c.value));
+    match policy::rule_token(token.scope, claims, limits.max_claims_bytes, notes) {
+        Ok(token) => Outcome::Issued { token },
+        Err(failure) => Outcome::Failed { failure },
     }
 }
 

@@ -5,7 +5,6 @@ mod artifact;
 mod bindings;
 mod cache;
 mod chain;
-pub mod claims;
 mod compile;
 mod console;
 mod engine;

@@ -4,7 +4,33 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
+
+use super::oauth_error::OAuthError;
+use super::state::AppState;
+
+/// The caller's address as an extractor, by the server's `trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Err(OAuthError::internal(
+                "no peer address: the server was started without connect info",
+            ));
+        };
+        Ok(ClientIp(client_ip(
+            *peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
 
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();

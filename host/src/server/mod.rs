@@ -10,6 +10,7 @@ mod catalog;
 pub mod client_ip;
 pub mod cluster;
 mod discovery;
+mod issuance;
 pub mod management;
 pub mod metrics;
 pub mod oauth_error;

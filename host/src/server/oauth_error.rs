@@ -2,12 +2,16 @@
 //!
 //! JSON `{error, error_description}`, 400 unless the code says otherwise, 401 with
 //! `WWW-Authenticate` for `invalid_client`, never cached. Internal failures say only
-//! "internal error"; the cause goes to the server's log, tagged with the request id.
+//! "internal error"; the cause is kept beside it for the server's log (the token endpoint
+//! writes it once, tagged with the request id) and never sent.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+
+use super::issuance::Refusal;
+use super::rate_limit::retry_after_secs;
 
 /// An OAuth 2.0 error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +21,8 @@ pub struct OAuthError {
     pub description: String,
     /// Seconds before trying again, sent as `Retry-After` (with 429).
     pub retry_after: Option<u64>,
+    /// Why an internal error happened: for the server's log, never in the response.
+    pub cause: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +38,7 @@ impl OAuthError {
             code,
             description: description.into(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -74,9 +81,13 @@ impl OAuthError {
         )
     }
 
-    /// A failure inside tokenhost or a rule: generic text for the client; log the cause.
-    pub fn internal() -> Self {
-        Self::server_error("internal error")
+    /// A failure inside tokenhost or a rule: generic text for the client, the cause kept
+    /// for the log.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        OAuthError {
+            cause: Some(cause.into()),
+            ..Self::server_error("internal error")
+        }
     }
 
     /// A rate limit: 429 `too_many_requests` (CONTRACT.md) with `Retry-After` in whole
@@ -98,6 +109,25 @@ impl OAuthError {
             "invalid_request",
             format!("request body larger than {limit} bytes"),
         )
+    }
+}
+
+impl From<Refusal> for OAuthError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::InvalidRequest(d) => Self::invalid_request(d),
+            Refusal::InvalidClient(d) => Self::invalid_client(d),
+            Refusal::UnsupportedGrantType(d) => Self::unsupported_grant_type(d),
+            Refusal::InvalidScope(d) => Self::invalid_scope(d),
+            Refusal::UnauthorizedClient(d) => Self::unauthorized_client(d),
+            Refusal::AccessDenied(d) => Self::access_denied(d),
+            Refusal::ServerError(d) => Self::server_error(d),
+            Refusal::TooManyRequests {
+                retry_after,
+                description,
+            } => Self::too_many_requests(retry_after_secs(retry_after), description),
+            Refusal::Internal { cause } => Self::internal(cause),
+        }
     }
 }
 

@@ -1,7 +1,12 @@
 //! Reading a token request (RFC 6749 §4.4.2, §2.3.1): a form or JSON body, client
 //! authentication by `client_secret_post` or `client_secret_basic` (not both), every
 //! malformation answered with its OAuth error.
+//!
+//! [`TokenRequest`] is also the token endpoint's extractor: the body read under
+//! `max_token_body_bytes`, a rejection always an [`OAuthError`].
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -11,6 +16,8 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use super::oauth_error::OAuthError;
+use super::state::AppState;
+use crate::redacted::Redacted;
 use crate::scope;
 
 /// How the client authenticated.
@@ -20,11 +27,28 @@ pub enum AuthMethod {
     ClientSecretPost,
 }
 
+/// A client secret as sent. Its `Debug` is `[redacted]`, so that no `{:?}` of a request
+/// can print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Redacted.fmt(f)
+    }
+}
+
 /// A parsed token request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRequest {
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: ClientSecret,
     pub auth_method: AuthMethod,
     pub grant_type: String,
     /// `audience`, or `resource` (RFC 8707) as its synonym.
@@ -33,6 +57,34 @@ pub struct TokenRequest {
     pub scope: Option<Vec<String>>,
     /// The body's fields without the client secret, for `context.request.body`.
     pub body: Map<String, Value>,
+    /// `User-Agent` and `Host`, empty when absent or not text (`context.request`).
+    pub user_agent: String,
+    pub hostname: String,
+}
+
+impl FromRequest<AppState> for TokenRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let limit = state.config.max_token_body_bytes;
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(OAuthError::payload_too_large(limit));
+        }
+        let bytes: Bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| OAuthError::payload_too_large(limit))?;
+        let bounds = ScopeBounds {
+            max_scopes: state.config.max_request_scopes,
+            max_length: state.config.max_scope_length,
+        };
+        parse(&parts.headers, &bytes, bounds)
+    }
 }
 
 /// How many scopes one request may name and how long each may be (the configuration's
@@ -95,14 +147,23 @@ pub fn parse(
     let scope = text(&fields, "scope")?
         .map(|s| split_scope(&s, bounds))
         .transpose()?;
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     Ok(TokenRequest {
         client_id,
-        client_secret,
+        client_secret: ClientSecret(client_secret),
         auth_method,
         grant_type,
         audience,
         scope,
         body: fields,
+        user_agent: header(header::USER_AGENT),
+        hostname: header(header::HOST),
     })
 }
 
@@ -272,7 +333,11 @@ mod tests {
             b"grant_type=client_credentials&client_id=a&client_secret=s%2Bx&audience=https%3A%2F%2Fapi&scope=read+write+read",
         )
         .unwrap();
-        assert_eq!(req.client_secret, "s+x");
+        assert_eq!(req.client_secret.expose(), "s+x");
+        assert!(
+            !format!("{req:?}").contains("s+x"),
+            "Debug hides the secret"
+        );
         assert_eq!(req.audience.as_deref(), Some("https://api"));
         assert_eq!(
             req.scope,
