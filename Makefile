@@ -85,9 +85,11 @@ lint: guest-toolchain
 	npx --yes --package typescript@5 tsc -p rules/jsconfig.json
 
 bench: build
+	$(CARGO) build --release -p host --examples
 	python3 bench/run.py --duration 10
 
 bench-quick: build
+	$(CARGO) build --release -p host --examples
 	python3 bench/run.py --quick
 
 # Several nodes on one PostgreSQL (BENCHMARKS.md): tokens/s with 1-3 nodes, propagation.

@@ -2,10 +2,13 @@
 """HTTP load benchmark of POST /oauth/token: tokens per second with and without rules.
 
 Starts the release server on a free loopback port with a fresh data directory, creates an
-ES256 and an RS256 API and one client granted both, then drives `wrk` against the token
-endpoint for each rule configuration (none, the seed rule, a chain of three rules) and
-each algorithm. It prints throughput and latency per phase, the with-rule / no-rule
-throughput ratios measured in this same run, and whether the targets are met.
+ES256, an RS256 and an EdDSA API and one client granted all three, then drives `wrk`
+against the token endpoint for each rule configuration (none, the seed rule, a chain of
+three rules) and each algorithm. With the server stopped, it runs the host's
+`bench_rules` (the seed rule alone, fresh instance per execution) and `bench_sign` (one raw
+signature per algorithm) examples. It prints throughput, latency and server CPU per token
+per phase, what the rules add in the server beside the seed rule's cost alone, the
+signatures, and whether the targets (bench/report.py) are met, all from this one run.
 
 `--configs none,seed,component` adds a phase with the Rust rule component of the tests
 (tests/fixtures/rust-rule.wasm) instead of JS: what a rule's wasm instance costs without
@@ -15,7 +18,7 @@ Exit status: 0 when every request got a 200 (a missed target is reported, not an
 1 when any request failed, a token did not carry the expected claims, or setup failed.
 
 Usage: python3 bench/run.py [--duration S | --quick] [--connections N] [--rounds N] [--markdown]
-                           [--configs none,seed,...] [--algs ES256,RS256]
+                           [--configs none,seed,...] [--algs ES256,RS256,EdDSA] [--no-examples]
 Standard library only; installs the Debian `wrk` package when `wrk` is not on PATH.
 """
 
@@ -27,7 +30,6 @@ import dataclasses
 import http.client
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -40,6 +42,9 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Phase, report  # noqa: E402  (the report and its targets)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -55,7 +60,7 @@ MANAGEMENT_AUDIENCE = ISSUER + "api/v2/"
 ADMIN_ID = "bench-admin"
 ADMIN_SECRET = "bench-admin-secret-not-for-production"
 
-ALGS = ("ES256", "RS256")
+ALGS = ("ES256", "RS256", "EdDSA")
 AUDIENCES = {alg: f"https://bench/{alg.lower()}" for alg in ALGS}
 CLIENT_TIER = "gold"
 SEED_CLAIM = "https://foo.com/claim"
@@ -97,9 +102,6 @@ CONFIG_RULES = {
     "component": ("rust",),
 }
 
-# Targets (seed rule, ES256).
-TARGET_TOKENS_PER_S = 6000
-TARGET_RATIO = 0.70
 
 
 class BenchError(Exception):
@@ -394,35 +396,6 @@ def ensure_wrk() -> str:
     return path
 
 
-@dataclass
-class Phase:
-    config: str
-    alg: str
-    requests: int
-    ok: int
-    non200: int
-    socket_errors: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    server_cpu: float  # cores the server kept busy, on average
-    wrk_cpu: float
-    other_cpu: float  # cores busy with anything else on the machine (noise)
-    first_bad: str
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.ok / self.seconds if self.seconds else 0.0
-
-    @property
-    def failed(self) -> int:
-        return self.non200 + self.socket_errors
-
-    @property
-    def server_us_per_token(self) -> float:
-        return self.server_cpu * 1e6 / self.tokens_per_s if self.ok else float("nan")
-
-
 def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args, seconds: float) -> Phase:
     body = token_body(setup.client_id, setup.client_secret, AUDIENCES[alg])
     cmd = [
@@ -471,112 +444,12 @@ def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args,
     )
 
 
-# --- report ------------------------------------------------------------------------------
-
-
-def div(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
-COLUMNS = ("config", "alg", "tokens/s", "p50 ms", "p99 ms", "non-200",
-           "server CPU", "wrk CPU", "other CPU", "server µs/token")
-NOISY = 0.25  # cores of other work on the machine above which a phase's figures are suspect
-
-
-def rows(phases: list[Phase]) -> list[tuple[str, ...]]:
-    return [
-        (
-            p.config,
-            p.alg,
-            f"{p.tokens_per_s:,.0f}",
-            f"{p.p50_ms:.2f}",
-            f"{p.p99_ms:.2f}",
-            f"{p.non200}" + (f" (+{p.socket_errors} socket)" if p.socket_errors else ""),
-            f"{p.server_cpu:.2f}",
-            f"{p.wrk_cpu:.2f}",
-            f"{p.other_cpu:.2f}" + ("*" if p.other_cpu > NOISY else ""),
-            f"{p.server_us_per_token:.0f}",
-        )
-        for p in phases
-    ]
-
-
-def text_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-    def fmt(r):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
-
-
-def markdown_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
-    align = tuple("---" if i < 2 else "---:" for i in range(len(header)))
-    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *body])
-
-
-def report(phases: list[Phase], args, load: float) -> None:
-    by = {(p.config, p.alg): p for p in phases}
-    table = markdown_table if args.markdown else text_table
-    rounds = f", best of {args.rounds} rounds" if args.rounds > 1 else ""
-    print(
-        f"{'' if args.markdown else '# '}tokenhost `POST /oauth/token`: wrk -t{args.threads} -c{args.connections}, "
-        f"{args.duration:g} s per phase after {args.warmup:g} s warm-up{rounds}; "
-        f"{os.cpu_count()} CPUs ({cpu_model()}) shared by server and wrk; "
-        f"load average {load:.2f} at start; {time.strftime('%Y-%m-%d')}"
-    )
-    print()
-    print(table(COLUMNS, rows(phases)))
-    print()
-    print("CPU columns: cores busy on average during the phase; server µs/token = server CPU time "
-          "per issued token (the figure least sensitive to the rest of the machine).")
-    if any(p.other_cpu > NOISY for p in phases):
-        print(f"* other work used more than {NOISY} cores during this phase: its throughput is understated.")
-    print()
-    ratio_rows = []
-    for alg in args.algs:
-        base = by[("none", alg)]
-        for config in args.configs:
-            if config == "none":
-                continue
-            p = by[(config, alg)]
-            ratio_rows.append((f"{config} / none", alg, f"{div(p.tokens_per_s, base.tokens_per_s):.2f}",
-                               f"{div(base.server_us_per_token, p.server_us_per_token):.2f}"))
-    print(table(("ratio", "alg", "tokens/s", "server CPU per token (inverse)"), ratio_rows))
-    print()
-    seed = by[("seed", "ES256")]
-    ratio = div(seed.tokens_per_s, by[("none", "ES256")].tokens_per_s)
-    targets = [
-        (f"seed rule, ES256: >= {TARGET_TOKENS_PER_S:,} tokens/s",
-         f"{seed.tokens_per_s:,.0f}", seed.tokens_per_s >= TARGET_TOKENS_PER_S),
-        (f"seed rule, ES256: >= {TARGET_RATIO:.0%} of no-rule ES256 tokens/s",
-         f"{ratio:.0%}", ratio >= TARGET_RATIO),
-    ]
-    print(table(("target", "measured", "result"),
-                [(t, m, "PASS" if ok else "FAIL") for t, m, ok in targets]))
-    failed = sum(p.failed for p in phases)
-    if failed:
-        print()
-        print(f"FAILED: {failed:,} requests did not get a 200 (see non-200); these figures are not valid.")
-
-
 def machine_busy_seconds() -> float:
     """CPU seconds all processes on the machine have spent busy since boot (/proc/stat)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 # --- main --------------------------------------------------------------------------------
@@ -597,6 +470,8 @@ def parse_args(argv: list[str]):
                    help=f"rule configurations to measure, from {', '.join(CONFIG_RULES)} "
                         f"(default {','.join(CONFIGS)}; none and seed are always needed)")
     p.add_argument("--algs", default=",".join(ALGS), help=f"algorithms (default {','.join(ALGS)})")
+    p.add_argument("--no-examples", action="store_true",
+                   help="leave out bench_rules (a rule alone) and bench_sign (raw signatures)")
     p.add_argument("--binary", type=Path, default=None,
                    help="the tokenhost binary (default: $CARGO_TARGET_DIR or target, /release/tokenhost)")
     args = p.parse_args(argv)
@@ -616,10 +491,27 @@ def parse_args(argv: list[str]):
         p.error(f"unknown --algs {', '.join(unknown)}: choose from {', '.join(ALGS)}")
     if "ES256" not in args.algs:
         p.error("--algs must include ES256 (the targets are for ES256)")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    release = (target if target.is_absolute() else ROOT / target) / "release"
     if args.binary is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        args.binary = (target if target.is_absolute() else ROOT / target) / "release" / "tokenhost"
+        args.binary = release / "tokenhost"
+    args.examples = release / "examples"
     return args
+
+
+def example(args, name: str, *flags: str):
+    """One JSON document, or one per line, from a benchmark example of the host crate
+    (built by `make bench`), run while no server is up. None when it is not built."""
+    path = args.examples / name
+    if args.no_examples:
+        return None
+    if not path.is_file():
+        log(f"{path} is not built (cargo build --release -p host --examples): its figures are left out")
+        return None
+    proc = subprocess.run([str(path), *flags], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise BenchError(f"{name} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def main(argv: list[str]) -> int:
@@ -657,8 +549,15 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         server.stop()
+    try:
+        # After the server has stopped, so that nothing shares the cores with them.
+        isolated = example(args, "bench_rules", "--json")
+        signatures = example(args, "bench_sign", "--json") or []
+    except BenchError as e:
+        log(f"error: {e}")
+        return 1
     phases = [best_of(runs) for runs in measured.values()]
-    report(phases, args, load)
+    report(phases, args, load, isolated[0] if isolated else None, signatures)
     failed = [p for p in phases if p.failed]
     for p in failed:
         log(f"FAILED REQUESTS: {p.config}/{p.alg}: {p.non200} non-200, {p.socket_errors} socket errors; "

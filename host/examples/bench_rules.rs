@@ -4,7 +4,8 @@
 //! median and p99 time per execution (fresh store and instance each time), fuel, and the
 //! seed rule's overhead over the baseline; then upload-to-ready (JS source to a rule that
 //! can run) once the per-process pre-initializer is warm. `--markdown` prints a table for
-//! BENCHMARKS.md.
+//! BENCHMARKS.md; `--json` one JSON object (what `bench/run.py` reads to set a rule's cost
+//! in the server beside its cost alone).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -51,6 +52,7 @@ fn us(d: Duration) -> f64 {
 
 fn main() {
     let markdown = std::env::args().any(|a| a == "--markdown");
+    let json = std::env::args().any(|a| a == "--json");
     let engine = RuleEngine::new(Limits::default()).expect("engine");
     let warm = Instant::now();
     engine.warm_up().expect("warm up");
@@ -78,7 +80,15 @@ fn main() {
     let rule = measure(&engine, &seed, &input);
     let upload = compile_times[compile_times.len() / 2];
 
-    if markdown {
+    if json {
+        let figures = |f: &Figures| serde_json::json!({"median_us": us(f.median), "p99_us": us(f.p99), "fuel": f.fuel});
+        let report = serde_json::json!({
+            "noop": figures(&base),
+            "seed": figures(&rule),
+            "upload_s": upload.as_secs_f64(),
+        });
+        println!("{report}");
+    } else if markdown {
         println!("| rule | median | p99 | fuel |");
         println!("|---|---|---|---|");
         println!(
