@@ -4,7 +4,7 @@
 //!   ([`GrantedScope::requested`]).
 //! - What one rule returns: its scopes must be scope-tokens (kept once each), its claims
 //!   JSON, namespaced and not registered, their size bounded ([`rule_token`]).
-//! - A chain's claims merge later-wins and are bounded again ([`chain_claims_fit`]).
+//! - A chain's claims merge later-wins and are bounded again ([`claims_fit`]).
 //! - Scopes a rule added beyond the grant are dropped unless the API allows them
 //!   ([`GrantedScope::restrict`]).
 //!

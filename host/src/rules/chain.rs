@@ -87,8 +87,7 @@ impl RuleEngine {
                 token.claims.extend(issued.claims);
             }
         }
-        if let Err(failure) = policy::chain_claims_fit(&token.claims, self.limits.max_claims_bytes)
-        {
+        if let Err(failure) = policy::claims_fit(&token.claims, self.limits.max_claims_bytes) {
             return ChainResult {
                 outcome: Outcome::Failed { failure },
                 steps,
