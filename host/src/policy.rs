@@ -138,15 +138,9 @@ pub fn rule_token(
     })
 }
 
-/// A chain's merged claims must fit the bound each rule's own claims had to.
-pub fn chain_claims_fit(
-    claims: &Map<String, Value>,
-    max_claims_bytes: usize,
-) -> Result<(), Failure> {
-    claims_fit(claims, max_claims_bytes)
-}
-
-fn claims_fit(claims: &Map<String, Value>, limit: usize) -> Result<(), Failure> {
+/// Claims over `limit` bytes as JSON fail: one rule's, and a chain's merged claims, which
+/// must fit the bound each rule's own had to.
+pub fn claims_fit(claims: &Map<String, Value>, limit: usize) -> Result<(), Failure> {
     let size = json_len(claims);
     if size > limit {
         return Err(Failure::ClaimsTooLarge { size, limit });
