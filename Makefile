@@ -8,6 +8,7 @@
 #   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
 #   make bench-cluster  several nodes on one PostgreSQL
 #   make bench-catalog  a management write and a token request, empty vs 100k clients
+#   make bench-crypto   ring against aws-lc-rs on the server's crypto operations
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
@@ -21,7 +22,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto clean
 
 run: build
 	$(TOKENHOST) serve
@@ -80,6 +81,7 @@ lint: guest-toolchain
 	$(CARGO) fmt --all --check
 	cd guest-sdk && $(CARGO) fmt --check
 	cd $(RUST_FIXTURE) && $(CARGO) fmt --check
+	cd bench/crypto && $(CARGO) fmt --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest-sdk && $(GUEST_ENV) $(CARGO) clippy --release --locked --target wasm32-wasip1 -- -D warnings
 	npx --yes --package typescript@5 tsc -p rules/jsconfig.json
@@ -100,6 +102,11 @@ bench-rules:
 bench-catalog: build
 	$(CARGO) build --release -p host --example bench_catalog
 	python3 bench/catalog.py
+
+# ring against aws-lc-rs (BENCHMARKS.md): its own crate and lock file, so that the server's
+# tree never holds both.
+bench-crypto:
+	cd bench/crypto && CARGO_TARGET_DIR=$(ROOT)/target/bench-crypto $(CARGO) run --release --locked
 
 clean:
 	$(CARGO) clean
