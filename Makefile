@@ -9,6 +9,7 @@
 #   make bench-cluster  several nodes on one PostgreSQL
 #   make bench-catalog  a management write and a token request, empty vs 100k clients
 #   make bench-crypto   ring against aws-lc-rs on the server's crypto operations
+#   make bench-sign     one access token's signature, per algorithm
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
@@ -22,7 +23,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto bench-sign clean
 
 run: build
 	$(TOKENHOST) serve
@@ -98,6 +99,10 @@ bench-cluster: build
 
 bench-rules:
 	$(CARGO) run --release -p host --example bench_rules
+
+# The signature of one access token: raw, through KeySet::sign, and parse + sign as before.
+bench-sign:
+	$(CARGO) run --release -p host --example bench_sign
 
 bench-catalog: build
 	$(CARGO) build --release -p host --example bench_catalog
