@@ -59,6 +59,8 @@ impl SecretHasher {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
 
     #[test]
@@ -78,5 +80,18 @@ mod tests {
         assert!(hasher.verify("s3cret", &hash));
         assert!(!hasher.verify("s3cres", &hash));
         assert!(!SecretHasher::new(&[8; 32]).verify("s3cret", &hash));
+    }
+
+    /// A stored hash made by ring 0.17 (the releases before aws-lc-rs) under `[7; 32]`:
+    /// clients registered then must keep authenticating.
+    #[test]
+    fn hashes_as_ring_did() {
+        let secret = "Xq3-ZcT_8rL0pVw2yNb6Hs1KmJd9FgAeUo4iRt7QaBcDeFgHiJkLmNoPqRsTuVwX";
+        let stored = STANDARD
+            .decode("+wd+hgzp0Ra1+rL/jFaSAznjLMqyI7qA86k30w5HhHs=")
+            .unwrap();
+        let hasher = SecretHasher::new(&[7; 32]);
+        assert_eq!(hasher.hash(secret), stored);
+        assert!(hasher.verify(secret, &stored));
     }
 }

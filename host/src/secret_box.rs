@@ -235,6 +235,29 @@ mod tests {
         assert!(secret_box.open_signing_key("kid-1", &secret).is_err());
     }
 
+    /// Sealed under `[7; 32]` by ring 0.17, the library of the releases before aws-lc-rs: a
+    /// data directory's sealed values must open whatever library seals new ones.
+    #[test]
+    fn opens_what_ring_sealed() {
+        let secret_box = boxed();
+        let rule_secret = STANDARD
+            .decode("dNNSzxL7lK2CLJbfbQZwVWFf3Fjevnqx9+0039+FEHPxpw==")
+            .unwrap();
+        assert_eq!(
+            secret_box
+                .open_rule_secret("rul_1", "API_KEY", &rule_secret)
+                .unwrap(),
+            "s3cr3t"
+        );
+        let signing_key = STANDARD
+            .decode("My4Mp6ykuSNYDHXy2hxm3QL71GjPRU7IXC/5AqTdPQC6dbPvJkrzpME=")
+            .unwrap();
+        assert_eq!(
+            secret_box.open_signing_key("kid-1", &signing_key).unwrap(),
+            b"0\x82private der"
+        );
+    }
+
     #[test]
     fn the_configured_key_must_be_32_bytes_of_base64() {
         let config = |key: &str| Config {

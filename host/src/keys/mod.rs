@@ -7,6 +7,8 @@
 //! verifies (under jsonwebtoken) and generates P-256 and Ed25519 keys; the `rsa` crate only
 //! generates RSA keys, which ring cannot.
 
+#[cfg(test)]
+mod compat_tests;
 mod generate;
 mod jwk;
 mod keyset;

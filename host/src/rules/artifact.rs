@@ -79,3 +79,35 @@ impl ArtifactKey {
         component.map_err(|e| ArtifactError::Incompatible(format!("{e:#}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// An artifact whose tag ring 0.17 (the releases before aws-lc-rs) made under `[3; 32]`:
+    /// the tag must still verify, so the bytes reach wasmtime (which refuses these: they are
+    /// no component) instead of being taken for another server's.
+    #[test]
+    fn a_tag_ring_made_still_verifies() {
+        let tag = STANDARD
+            .decode("kAiV1sNuYo2ZmkANnc97RKupT2AuF4M5QeQBxXBb4Z0=")
+            .unwrap();
+        let payload = b"not a serialized component";
+        let sealed = |tag: &[u8]| [MAGIC.as_slice(), tag, payload].concat();
+        let key = ArtifactKey::from_bytes(&[3; 32]);
+        let engine = Engine::default();
+        assert!(matches!(
+            key.open(&engine, &sealed(&tag)),
+            Err(ArtifactError::Incompatible(_))
+        ));
+        let mut forged = tag.clone();
+        forged[0] ^= 1;
+        assert!(matches!(
+            key.open(&engine, &sealed(&forged)),
+            Err(ArtifactError::BadTag)
+        ));
+    }
+}
