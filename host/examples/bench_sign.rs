@@ -12,11 +12,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{EncodingKey, Header};
-use ring::rand::SystemRandom;
-use ring::signature::{
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use tokenhost::keys::{generate, KeySet};
 use tokenhost::store::{KeyState, SigningAlg, SigningKey};
@@ -70,7 +70,7 @@ fn raw_signer(key: &SigningKey) -> Box<dyn FnMut()> {
     match key.alg {
         SigningAlg::RS256 => {
             let pair = RsaKeyPair::from_der(&der).unwrap();
-            let mut signature = vec![0; pair.public().modulus_len()];
+            let mut signature = vec![0; pair.public_modulus_len()];
             Box::new(move || {
                 pair.sign(&RSA_PKCS1_SHA256, &random, &message, &mut signature)
                     .unwrap();
@@ -78,8 +78,7 @@ fn raw_signer(key: &SigningKey) -> Box<dyn FnMut()> {
             })
         }
         SigningAlg::ES256 => {
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &random).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).unwrap();
             Box::new(move || {
                 black_box(pair.sign(&random, &message).unwrap());
             })
@@ -93,7 +92,8 @@ fn raw_signer(key: &SigningKey) -> Box<dyn FnMut()> {
     }
 }
 
-/// (c): jsonwebtoken 9's way, a fresh `EncodingKey` (a parse of the DER) per token.
+/// (c): how KeySet signed before, through jsonwebtoken (9 on ring, 12 on aws-lc-rs alike):
+/// `encode` makes its key pair from the `EncodingKey`'s DER on every call.
 fn parse_and_sign(key: &SigningKey, claims: &Value) -> String {
     let (algorithm, encoding) = match key.alg {
         SigningAlg::RS256 => (

@@ -1,10 +1,10 @@
 //! Client credentials: random identifiers and secrets, and secrets stored only as keyed
 //! hashes, compared in constant time.
 
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// Random bytes behind a client secret (64 characters of `[A-Za-z0-9_-]`, 384 bits).
 const SECRET_BYTES: usize = 48;

@@ -5,9 +5,9 @@
 //! The database keeps only a check value (one more derivation, under its own label), so a
 //! node given another master key refuses to start instead of failing on every secret.
 
+use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ring::hkdf;
 
 use crate::datadir::ServerKey;
 

@@ -6,8 +6,8 @@
 //! the database no longer opens. Each kind has its own key (`datadir::server_key`): rule
 //! secrets the configured `secrets_key` or `secrets.key`, signing keys `signing-keys.key`.
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
 use crate::datadir::{self, DataDirError, ServerKey};
@@ -15,7 +15,7 @@ use crate::datadir::{self, DataDirError, ServerKey};
 /// Why a value could not be sealed or opened, or the key not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretBoxError {
-    #[error("ring refused the key as an AES-256 key")]
+    #[error("the crypto library refused the key as an AES-256 key")]
     BadKey,
     #[error(transparent)]
     DataDir(#[from] DataDirError),

@@ -4,10 +4,10 @@
 //! a key the crypto library would refuse is caught at generation or load, not on the first
 //! token request, and a published JWK cannot drift from the key that signs.
 
+use aws_lc_rs::signature::KeyPair;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use ring::signature::KeyPair;
 use serde_json::{json, Value};
 
 use super::signer::PrivateKey;
@@ -41,7 +41,7 @@ pub(super) fn public_jwk_of(kid: &str, key: &PrivateKey) -> Result<Value, KeyErr
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
     let mut jwk = match key {
         PrivateKey::Rsa(pair) => {
-            let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+            let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
             // RFC 7518 §6.3.1: n and e use the minimum number of octets.
             json!({
                 "kty": "RSA",
@@ -100,8 +100,8 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
     use super::*;
 

@@ -3,9 +3,9 @@
 //! Storage-free: `generate` and `rotation` return the keys to write, `sealing` turns them
 //! into what the store holds (private keys sealed) and back, `KeySet` is built from the
 //! keys read back and does all signing and verifying: `signer` holds each current key parsed
-//! once and writes the JWS itself, jsonwebtoken verifies. One crypto stack: ring signs,
-//! verifies (under jsonwebtoken) and generates P-256 and Ed25519 keys; the `rsa` crate only
-//! generates RSA keys, which ring cannot.
+//! once and writes the JWS itself, jsonwebtoken verifies. One crypto stack: aws-lc-rs
+//! generates every key (RSA included), signs, and verifies under jsonwebtoken. What the
+//! releases on ring and the `rsa` crate stored still loads and signs alike (`compat_tests`).
 
 #[cfg(test)]
 mod compat_tests;

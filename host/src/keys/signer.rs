@@ -1,15 +1,16 @@
 //! A private key parsed once, and the JWS (RFC 7515 compact serialization) it signs.
 //!
-//! Parsing a PKCS#8 or PKCS#1 key costs about as much as an RSA signature, so a current key
-//! is parsed when the `KeySet` is built, never per token, and its header is encoded once:
-//! per token there is only the payload to encode and the signature to make.
+//! aws-lc-rs checks a key as it parses it, which for RSA-2048 takes longer than the signature
+//! itself (`make bench-sign`), so a current key is parsed when the `KeySet` is built, never
+//! per token, and its header is encoded once: per token there is only the payload to encode
+//! and the signature to make.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ring::rand::SystemRandom;
-use ring::signature::{
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::json;
 
 use super::KeyError;
@@ -29,14 +30,10 @@ impl PrivateKey {
         match alg {
             SigningAlg::RS256 => RsaKeyPair::from_der(der)
                 .map(PrivateKey::Rsa)
-                .map_err(|e| format!("not an RSA PKCS#1 key ring accepts: {e}")),
-            SigningAlg::ES256 => EcdsaKeyPair::from_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                der,
-                &SystemRandom::new(),
-            )
-            .map(PrivateKey::Ecdsa)
-            .map_err(|e| format!("not a P-256 PKCS#8 key: {e}")),
+                .map_err(|e| format!("not an RSA PKCS#1 key: {e}")),
+            SigningAlg::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map(PrivateKey::Ecdsa)
+                .map_err(|e| format!("not a P-256 PKCS#8 key: {e}")),
             SigningAlg::EdDSA => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
                 .map(PrivateKey::Ed25519)
                 .map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}")),
@@ -53,10 +50,10 @@ impl PrivateKey {
 
     /// The JWS signature of `message` for this key's algorithm.
     fn sign(&self, random: &SystemRandom, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let refused = |e: ring::error::Unspecified| KeyError::Sign(e.to_string());
+        let refused = |e: aws_lc_rs::error::Unspecified| KeyError::Sign(e.to_string());
         match self {
             PrivateKey::Rsa(pair) => {
-                let mut signature = vec![0; pair.public().modulus_len()];
+                let mut signature = vec![0; pair.public_modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, random, message, &mut signature)
                     .map_err(refused)?;
                 Ok(signature)

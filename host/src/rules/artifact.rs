@@ -4,8 +4,8 @@
 //! HMAC-SHA256 tag under a key of the data directory. A wrong tag, another engine version or
 //! any other refusal means "recompile from source", never "run it anyway".
 
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
