@@ -8,6 +8,8 @@
 #   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
 #   make bench-cluster  several nodes on one PostgreSQL
 #   make bench-catalog  a management write and a token request, empty vs 100k clients
+#   make bench-crypto   ring against aws-lc-rs on the server's crypto operations
+#   make bench-sign     one access token's signature, per algorithm
 
 CARGO        ?= cargo
 ROOT         := $(CURDIR)
@@ -21,7 +23,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto bench-sign clean
 
 run: build
 	$(TOKENHOST) serve
@@ -80,6 +82,7 @@ lint: guest-toolchain
 	$(CARGO) fmt --all --check
 	cd guest-sdk && $(CARGO) fmt --check
 	cd $(RUST_FIXTURE) && $(CARGO) fmt --check
+	cd bench/crypto && $(CARGO) fmt --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest-sdk && $(GUEST_ENV) $(CARGO) clippy --release --locked --target wasm32-wasip1 -- -D warnings
 	npx --yes --package typescript@5 tsc -p rules/jsconfig.json
@@ -99,9 +102,18 @@ bench-cluster: build
 bench-rules:
 	$(CARGO) run --release -p host --example bench_rules
 
+# The signature of one access token: raw, through KeySet::sign, and parse + sign as before.
+bench-sign:
+	$(CARGO) run --release -p host --example bench_sign
+
 bench-catalog: build
 	$(CARGO) build --release -p host --example bench_catalog
 	python3 bench/catalog.py
+
+# ring against aws-lc-rs (BENCHMARKS.md): its own crate and lock file, so that the server's
+# tree never holds both.
+bench-crypto:
+	cd bench/crypto && CARGO_TARGET_DIR=$(ROOT)/target/bench-crypto $(CARGO) run --release --locked
 
 clean:
 	$(CARGO) clean

@@ -1,10 +1,10 @@
 //! Client credentials: random identifiers and secrets, and secrets stored only as keyed
 //! hashes, compared in constant time.
 
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// Random bytes behind a client secret (64 characters of `[A-Za-z0-9_-]`, 384 bits).
 const SECRET_BYTES: usize = 48;
@@ -59,6 +59,8 @@ impl SecretHasher {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
 
     #[test]
@@ -78,5 +80,18 @@ mod tests {
         assert!(hasher.verify("s3cret", &hash));
         assert!(!hasher.verify("s3cres", &hash));
         assert!(!SecretHasher::new(&[8; 32]).verify("s3cret", &hash));
+    }
+
+    /// A stored hash made by ring 0.17 (the releases before aws-lc-rs) under `[7; 32]`:
+    /// clients registered then must keep authenticating.
+    #[test]
+    fn hashes_as_ring_did() {
+        let secret = "Xq3-ZcT_8rL0pVw2yNb6Hs1KmJd9FgAeUo4iRt7QaBcDeFgHiJkLmNoPqRsTuVwX";
+        let stored = STANDARD
+            .decode("+wd+hgzp0Ra1+rL/jFaSAznjLMqyI7qA86k30w5HhHs=")
+            .unwrap();
+        let hasher = SecretHasher::new(&[7; 32]);
+        assert_eq!(hasher.hash(secret), stored);
+        assert!(hasher.verify(secret, &stored));
     }
 }

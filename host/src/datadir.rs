@@ -10,9 +10,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
 

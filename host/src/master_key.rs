@@ -5,9 +5,9 @@
 //! The database keeps only a check value (one more derivation, under its own label), so a
 //! node given another master key refuses to start instead of failing on every secret.
 
+use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ring::hkdf;
 
 use crate::datadir::ServerKey;
 
@@ -130,6 +130,41 @@ mod tests {
         ] {
             assert!(MasterKey::from_base64(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// What ring 0.17 (the releases before aws-lc-rs) derived from KEY: a cluster's keys,
+    /// and the check value in its database, must not change with the library.
+    #[test]
+    fn derives_what_ring_derived() {
+        let master = MasterKey::from_base64(KEY).unwrap();
+        let hex =
+            |bytes: [u8; KEY_LEN]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let expected = [
+            (
+                ServerKey::Artifacts,
+                "4fb27546c38ef09e6919b84c3665cd2bcb9f53303e543e45ca80035ba77bce77",
+            ),
+            (
+                ServerKey::SecretHashes,
+                "3d493253cdae4246218931bcda95115e677a263dc1d5e3663afb1eec4e76d3f7",
+            ),
+            (
+                ServerKey::RuleSecrets,
+                "20842965d23710c630bad994c2458c54e1f07b005bf8a08df87b0e3f306d4068",
+            ),
+            (
+                ServerKey::SigningKeys,
+                "1be367f96492dfbb2e30b2d84fcae981646a44588c13ce98eff704148ed56c90",
+            ),
+        ];
+        assert_eq!(expected.len(), ServerKey::ALL.len());
+        for (purpose, key) in expected {
+            assert_eq!(hex(master.derive(purpose)), key, "{purpose:?}");
+        }
+        assert_eq!(
+            master.check_value(),
+            "Ppf2LTpiCsM5r0kO9ftKWqDrczxQOqRnyH27uOyCjyg="
+        );
     }
 
     #[test]

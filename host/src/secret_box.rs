@@ -6,8 +6,8 @@
 //! the database no longer opens. Each kind has its own key (`datadir::server_key`): rule
 //! secrets the configured `secrets_key` or `secrets.key`, signing keys `signing-keys.key`.
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
 use crate::datadir::{self, DataDirError, ServerKey};
@@ -15,7 +15,7 @@ use crate::datadir::{self, DataDirError, ServerKey};
 /// Why a value could not be sealed or opened, or the key not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretBoxError {
-    #[error("ring refused the key as an AES-256 key")]
+    #[error("the crypto library refused the key as an AES-256 key")]
     BadKey,
     #[error(transparent)]
     DataDir(#[from] DataDirError),
@@ -233,6 +233,29 @@ mod tests {
         assert!(secret_box.open_rule_secret("kid-1", "", &sealed).is_err());
         let secret = secret_box.seal_rule_secret("kid-1", "K", "v").unwrap();
         assert!(secret_box.open_signing_key("kid-1", &secret).is_err());
+    }
+
+    /// Sealed under `[7; 32]` by ring 0.17, the library of the releases before aws-lc-rs: a
+    /// data directory's sealed values must open whatever library seals new ones.
+    #[test]
+    fn opens_what_ring_sealed() {
+        let secret_box = boxed();
+        let rule_secret = STANDARD
+            .decode("dNNSzxL7lK2CLJbfbQZwVWFf3Fjevnqx9+0039+FEHPxpw==")
+            .unwrap();
+        assert_eq!(
+            secret_box
+                .open_rule_secret("rul_1", "API_KEY", &rule_secret)
+                .unwrap(),
+            "s3cr3t"
+        );
+        let signing_key = STANDARD
+            .decode("My4Mp6ykuSNYDHXy2hxm3QL71GjPRU7IXC/5AqTdPQC6dbPvJkrzpME=")
+            .unwrap();
+        assert_eq!(
+            secret_box.open_signing_key("kid-1", &signing_key).unwrap(),
+            b"0\x82private der"
+        );
     }
 
     #[test]

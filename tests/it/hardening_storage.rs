@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use reqwest::{Method, StatusCode};
-use ring::rand::SystemRandom;
-use ring::signature::{
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
     ECDSA_P384_SHA384_FIXED_SIGNING,
 };
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use reqwest::{Method, StatusCode};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 use tests::server::{TestServer, ISSUER};
@@ -65,8 +65,7 @@ fn legacy_key(alg: &'static str, state: &'static str) -> LegacyKey {
                 .unwrap()
                 .as_ref()
                 .to_vec();
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).unwrap();
             let point = pair.public_key().as_ref();
             let jwk = json!({"kty": "EC", "crv": "P-256",
                 "x": b64(&point[1..33]), "y": b64(&point[33..65])});
@@ -138,13 +137,12 @@ fn plant_legacy_keys(server: &TestServer, keys: &[LegacyKey]) {
     }
 }
 
-/// Does any of ring's private-key parsers accept `bytes`?
+/// Does any of aws-lc-rs's private-key parsers accept `bytes`?
 fn parses_as_private_key(bytes: &[u8]) -> bool {
-    let rng = SystemRandom::new();
     RsaKeyPair::from_der(bytes).is_ok()
         || RsaKeyPair::from_pkcs8(bytes).is_ok()
-        || EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, bytes, &rng).is_ok()
-        || EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, bytes, &rng).is_ok()
+        || EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, bytes).is_ok()
+        || EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, bytes).is_ok()
         || Ed25519KeyPair::from_pkcs8_maybe_unchecked(bytes).is_ok()
 }
 

@@ -1,18 +1,16 @@
 //! The public half of a signing key as a JWK (RFC 7517/7518), and back to a verifying key.
 //!
-//! The JWK is always derived from the private DER by parsing it with ring, the same parser
-//! jsonwebtoken signs with: a key ring would refuse is caught here, at generation or load,
-//! not on the first token request, and a published JWK cannot drift from the key that signs.
+//! The JWK is always derived from the parsed private key that signs (`signer::PrivateKey`):
+//! a key the crypto library would refuse is caught at generation or load, not on the first
+//! token request, and a published JWK cannot drift from the key that signs.
 
+use aws_lc_rs::signature::KeyPair;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
-};
 use serde_json::{json, Value};
 
+use super::signer::PrivateKey;
 use super::KeyError;
 use crate::store::SigningAlg;
 
@@ -31,16 +29,19 @@ pub(super) fn public_jwk(
     alg: SigningAlg,
     private_der: &[u8],
 ) -> Result<Value, KeyError> {
-    let invalid = |reason: String| KeyError::InvalidKey {
+    let key = PrivateKey::parse(alg, private_der).map_err(|reason| KeyError::InvalidKey {
         kid: kid.to_owned(),
         reason,
-    };
+    })?;
+    public_jwk_of(kid, &key)
+}
+
+/// The public JWK (with kid, alg and use) of a parsed private key.
+pub(super) fn public_jwk_of(kid: &str, key: &PrivateKey) -> Result<Value, KeyError> {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-    let mut jwk = match alg {
-        SigningAlg::RS256 => {
-            let pair = RsaKeyPair::from_der(private_der)
-                .map_err(|e| invalid(format!("not an RSA PKCS#1 key ring accepts: {e}")))?;
-            let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+    let mut jwk = match key {
+        PrivateKey::Rsa(pair) => {
+            let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
             // RFC 7518 §6.3.1: n and e use the minimum number of octets.
             json!({
                 "kty": "RSA",
@@ -48,35 +49,30 @@ pub(super) fn public_jwk(
                 "e": b64(strip_leading_zeros(&public.e)),
             })
         }
-        SigningAlg::ES256 => {
-            let pair = EcdsaKeyPair::from_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                private_der,
-                &SystemRandom::new(),
-            )
-            .map_err(|e| invalid(format!("not a P-256 PKCS#8 key: {e}")))?;
+        PrivateKey::Ecdsa(pair) => {
             // Uncompressed SEC1 point: 0x04 || x || y, each coordinate 32 bytes, which is
             // also the fixed length RFC 7518 §6.2.1.2 requires.
             let point = pair.public_key().as_ref();
             let (x, y) = match point {
                 [0x04, rest @ ..] if rest.len() == 64 => rest.split_at(32),
-                _ => return Err(invalid("unexpected P-256 public point encoding".to_owned())),
+                _ => {
+                    return Err(KeyError::InvalidKey {
+                        kid: kid.to_owned(),
+                        reason: "unexpected P-256 public point encoding".to_owned(),
+                    })
+                }
             };
             json!({
                 "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y),
             })
         }
-        SigningAlg::EdDSA => {
-            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(private_der)
-                .map_err(|e| invalid(format!("not an Ed25519 PKCS#8 key: {e}")))?;
-            json!({
-                "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()),
-            })
-        }
+        PrivateKey::Ed25519(pair) => json!({
+            "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()),
+        }),
     };
     if let Value::Object(members) = &mut jwk {
         members.insert("kid".to_owned(), Value::from(kid));
-        members.insert("alg".to_owned(), Value::from(alg.as_str()));
+        members.insert("alg".to_owned(), Value::from(key.alg().as_str()));
         members.insert("use".to_owned(), Value::from("sig"));
     }
     Ok(jwk)
@@ -104,6 +100,9 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
     use super::*;
 
     #[test]

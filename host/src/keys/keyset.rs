@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{json, Value};
 
+use super::signer::{PrivateKey, Signer};
 use super::{jwk, rotation, KeyError};
 use crate::store::{KeyState, SigningAlg, SigningKey};
 
@@ -24,12 +25,6 @@ pub struct KeySet {
     signers: BTreeMap<SigningAlg, Signer>,
     /// Every key, any state, by kid.
     pub(super) verifiers: HashMap<String, Verifier>,
-}
-
-struct Signer {
-    /// Carries alg, kid and typ; cloned into every token.
-    header: Header,
-    key: EncodingKey,
 }
 
 pub(super) struct Verifier {
@@ -49,7 +44,8 @@ impl KeySet {
                 kid: key.kid.clone(),
                 reason,
             };
-            check_public_jwk(key)?;
+            let private = PrivateKey::parse(key.alg, &key.private_der).map_err(invalid)?;
+            check_public_jwk(key, &private)?;
             let algorithm = jwk::algorithm(key.alg);
             // Verifying with what is published is what third parties do: if the JWKS were
             // wrong, our own checks would fail too.
@@ -62,14 +58,7 @@ impl KeySet {
                 return Err(invalid("duplicate kid".to_owned()));
             }
             if key.state == KeyState::Current {
-                let signer = Signer {
-                    header: Header {
-                        typ: Some(TYP.to_owned()),
-                        kid: Some(key.kid.clone()),
-                        ..Header::new(algorithm)
-                    },
-                    key: encoding_key(key),
-                };
+                let signer = Signer::new(&key.kid, key.alg, TYP, private);
                 // Two current keys means a rotation was half written; picking one silently
                 // could sign with a key verifiers have not seen yet.
                 if signers.insert(key.alg, signer).is_some() {
@@ -92,8 +81,7 @@ impl KeySet {
         claims: &T,
     ) -> Result<String, KeyError> {
         let signer = self.signers.get(&alg).ok_or(KeyError::NoCurrentKey(alg))?;
-        jsonwebtoken::encode(&signer.header, claims, &signer.key)
-            .map_err(|e| KeyError::Sign(e.to_string()))
+        signer.sign(claims)
     }
 
     /// The JWKS document: `{"keys": [...]}` with the public JWKs of current and next keys,
@@ -139,8 +127,8 @@ impl fmt::Debug for KeySet {
 }
 
 /// Every member derivable from the private key must be in the stored JWK, unchanged.
-fn check_public_jwk(key: &SigningKey) -> Result<(), KeyError> {
-    let derived = jwk::public_jwk(&key.kid, key.alg, &key.private_der)?;
+fn check_public_jwk(key: &SigningKey, private: &PrivateKey) -> Result<(), KeyError> {
+    let derived = jwk::public_jwk_of(&key.kid, private)?;
     let members = derived.as_object().into_iter().flatten();
     for (name, value) in members {
         if key.public_jwk.get(name) != Some(value) {
@@ -153,16 +141,10 @@ fn check_public_jwk(key: &SigningKey) -> Result<(), KeyError> {
     Ok(())
 }
 
-pub(super) fn encoding_key(key: &SigningKey) -> EncodingKey {
-    match key.alg {
-        SigningAlg::RS256 => EncodingKey::from_rsa_der(&key.private_der),
-        SigningAlg::ES256 => EncodingKey::from_ec_der(&key.private_der),
-        SigningAlg::EdDSA => EncodingKey::from_ed_der(&key.private_der),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use jsonwebtoken::jwk::JwkSet;
     use jsonwebtoken::Validation;
 
@@ -195,6 +177,31 @@ mod tests {
             let data = jsonwebtoken::decode::<Value>(&token, &key, &validation).unwrap();
             assert_eq!(data.claims["iss"], ISS);
         }
+    }
+
+    #[test]
+    fn the_header_says_alg_kid_and_typ_only() {
+        let set = KeySet::new(fixture().to_vec()).unwrap();
+        for alg in SigningAlg::ALL {
+            let token = set.sign(alg, &claims(300)).unwrap();
+            let header = token.split('.').next().unwrap();
+            let header: Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+            let kid = &set.current(alg).unwrap().kid;
+            assert_eq!(
+                header,
+                json!({"alg": alg.as_str(), "kid": kid, "typ": "at+jwt"})
+            );
+        }
+    }
+
+    #[test]
+    fn claims_that_do_not_serialize_are_a_sign_error() {
+        let set = KeySet::new(fixture().to_vec()).unwrap();
+        // JSON object keys are strings; serde_json refuses a map keyed by pairs.
+        let claims = std::collections::BTreeMap::from([((1, 2), "v")]);
+        let err = set.sign(SigningAlg::ES256, &claims).unwrap_err();
+        assert!(matches!(err, KeyError::Sign(_)), "{err}");
     }
 
     #[test]

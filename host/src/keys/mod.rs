@@ -2,15 +2,19 @@
 //!
 //! Storage-free: `generate` and `rotation` return the keys to write, `sealing` turns them
 //! into what the store holds (private keys sealed) and back, `KeySet` is built from the
-//! keys read back and does all signing and verifying. One crypto stack: ring signs and
-//! verifies (through jsonwebtoken) and generates P-256 and Ed25519 keys; the `rsa` crate only
-//! generates RSA keys, which ring cannot.
+//! keys read back and does all signing and verifying: `signer` holds each current key parsed
+//! once and writes the JWS itself, jsonwebtoken verifies. One crypto stack: aws-lc-rs
+//! generates every key (RSA included), signs, and verifies under jsonwebtoken. What the
+//! releases on ring and the `rsa` crate stored still loads and signs alike (`compat_tests`).
 
+#[cfg(test)]
+mod compat_tests;
 mod generate;
 mod jwk;
 mod keyset;
 mod rotation;
 mod sealing;
+mod signer;
 mod verify;
 
 pub use generate::generate;
@@ -33,7 +37,8 @@ pub enum KeyError {
     /// A stored key is unusable (unparsable, or its public JWK does not match it).
     #[error("signing key {kid} is invalid: {reason}")]
     InvalidKey { kid: String, reason: String },
-    /// jsonwebtoken could not sign (its error kept as text).
+    /// The claims did not serialize, or the crypto library refused to sign (its error kept
+    /// as text).
     #[error("signing failed: {0}")]
     Sign(String),
     /// The token is malformed, badly signed, expired, or for another issuer or audience;

@@ -57,14 +57,22 @@ fn rejected(error: jsonwebtoken::errors::Error) -> KeyError {
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    use jsonwebtoken::{Algorithm, Header};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
 
     use super::*;
     use crate::keys::generate;
-    use crate::keys::keyset::encoding_key;
     use crate::keys::tests::{claims, fixture, AUD, ISS, T0};
-    use crate::store::{KeyState, SigningAlg};
+    use crate::store::{KeyState, SigningAlg, SigningKey};
+
+    /// What signs tokens this server would not issue, for the tests to forge them.
+    fn encoding_key(key: &SigningKey) -> EncodingKey {
+        match key.alg {
+            SigningAlg::RS256 => EncodingKey::from_rsa_der(&key.private_der),
+            SigningAlg::ES256 => EncodingKey::from_ec_der(&key.private_der),
+            SigningAlg::EdDSA => EncodingKey::from_ed_der(&key.private_der),
+        }
+    }
 
     fn reason(result: Result<Map<String, Value>, KeyError>) -> String {
         match result {

@@ -4,8 +4,8 @@
 //! HMAC-SHA256 tag under a key of the data directory. A wrong tag, another engine version or
 //! any other refusal means "recompile from source", never "run it anyway".
 
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -77,5 +77,37 @@ impl ArtifactKey {
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, payload) };
         component.map_err(|e| ArtifactError::Incompatible(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// An artifact whose tag ring 0.17 (the releases before aws-lc-rs) made under `[3; 32]`:
+    /// the tag must still verify, so the bytes reach wasmtime (which refuses these: they are
+    /// no component) instead of being taken for another server's.
+    #[test]
+    fn a_tag_ring_made_still_verifies() {
+        let tag = STANDARD
+            .decode("kAiV1sNuYo2ZmkANnc97RKupT2AuF4M5QeQBxXBb4Z0=")
+            .unwrap();
+        let payload = b"not a serialized component";
+        let sealed = |tag: &[u8]| [MAGIC.as_slice(), tag, payload].concat();
+        let key = ArtifactKey::from_bytes(&[3; 32]);
+        let engine = Engine::default();
+        assert!(matches!(
+            key.open(&engine, &sealed(&tag)),
+            Err(ArtifactError::Incompatible(_))
+        ));
+        let mut forged = tag.clone();
+        forged[0] ^= 1;
+        assert!(matches!(
+            key.open(&engine, &sealed(&forged)),
+            Err(ArtifactError::BadTag)
+        ));
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::state::AppState;
 use crate::store::{Change, Cluster, ClusterEvent, Store, StoreError};

@@ -1,13 +1,13 @@
 //! `X-Request-Id`: taken from the request if it carries a sane one, else made up; echoed on
 //! the response and attached to every log line of the request through a tracing span.
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";

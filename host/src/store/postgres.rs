@@ -10,6 +10,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio_postgres::error::SqlState;
@@ -635,7 +636,8 @@ impl Store for PgStore {
                 Err(Attempt::Retry(e)) if attempt >= ATTEMPTS => return Err(e),
                 Err(Attempt::Retry(_)) => {
                     // Spread the retries of transactions that collided.
-                    let jitter = rand::random::<u64>() % 20;
+                    let jitter = aws_lc_rs::rand::generate::<[u8; 1]>(&SystemRandom::new())
+                        .map_or(0, |byte| u64::from(byte.expose()[0] % 20));
                     std::thread::sleep(Duration::from_millis(u64::from(attempt) * 10 + jitter));
                     attempt += 1;
                 }

@@ -99,7 +99,10 @@ impl Postgres {
     /// An empty schema (no store yet): `url` connects to it.
     pub(super) fn empty_schema() -> (String, String, String) {
         let base_url = test_database_url();
-        let schema = format!("t_{:016x}", rand::random::<u64>());
+        let random: [u8; 8] = aws_lc_rs::rand::generate(&aws_lc_rs::rand::SystemRandom::new())
+            .unwrap()
+            .expose();
+        let schema = format!("t_{:016x}", u64::from_le_bytes(random));
         admin_sql(&base_url, &format!("CREATE SCHEMA {schema}"));
         let join = if base_url.contains('?') { '&' } else { '?' };
         let url = format!("{base_url}{join}options=-csearch_path%3D{schema}");

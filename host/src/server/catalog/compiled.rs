@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ring::digest::{Context, SHA256};
+use aws_lc_rs::digest::{Context, SHA256};
 
 use crate::rules::{ArtifactKey, CompileError, CompiledRule, RuleEngine};
 use crate::store::{Rule, RuleSource};
