@@ -158,3 +158,39 @@ impl IntoResponse for OAuthError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_internal_cause_is_kept_for_the_log_and_never_sent() {
+        let error = OAuthError::from(Refusal::Internal {
+            cause: "cannot sign the token: key kid-7 is unusable".into(),
+        });
+        assert_eq!(error.code, "server_error");
+        assert_eq!(
+            error.cause.as_deref(),
+            Some("cannot sign the token: key kid-7 is unusable")
+        );
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"error":"server_error","error_description":"internal error"}"#
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_says_when_to_retry_in_whole_seconds() {
+        let error = OAuthError::from(Refusal::TooManyRequests {
+            retry_after: std::time::Duration::from_millis(1500),
+            description: "slow down",
+        });
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.retry_after, Some(2));
+        assert_eq!(error.cause, None);
+    }
+}
