@@ -58,7 +58,7 @@ impl KeySet {
                 return Err(invalid("duplicate kid".to_owned()));
             }
             if key.state == KeyState::Current {
-                let signer = Signer::new(&key.kid, key.alg, TYP, private);
+                let signer = Signer::new(&key.kid, TYP, private);
                 // Two current keys means a rotation was half written; picking one silently
                 // could sign with a key verifiers have not seen yet.
                 if signers.insert(key.alg, signer).is_some() {

@@ -77,8 +77,8 @@ pub(super) struct Signer {
 }
 
 impl Signer {
-    pub(super) fn new(kid: &str, alg: SigningAlg, typ: &str, key: PrivateKey) -> Signer {
-        let header = json!({ "alg": alg.as_str(), "kid": kid, "typ": typ });
+    pub(super) fn new(kid: &str, typ: &str, key: PrivateKey) -> Signer {
+        let header = json!({ "alg": key.alg().as_str(), "kid": kid, "typ": typ });
         Signer {
             header: URL_SAFE_NO_PAD.encode(header.to_string()),
             key,
