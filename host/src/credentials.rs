@@ -15,7 +15,8 @@ const ID_BYTES: usize = 24;
 #[error("the system random source failed")]
 pub struct RandomError;
 
-fn random_b64(len: usize) -> Result<String, RandomError> {
+/// `len` random bytes, base64url without padding (identifiers, secrets, a token's `jti`).
+pub fn random_b64(len: usize) -> Result<String, RandomError> {
     let mut bytes = vec![0u8; len];
     SystemRandom::new()
         .fill(&mut bytes)

@@ -13,18 +13,19 @@ mod rules;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::catalog::Catalog;
 use super::state::{now, AppState};
 use super::token_request::TokenRequest;
+use crate::credentials;
 use crate::policy::GrantedScope;
 use crate::rules::Token;
 use crate::store::{Client, ResourceServer, SigningAlg};
+
+/// Random bytes in a token's `jti`.
+const JTI_BYTES: usize = 16;
 
 /// A signed access token and what the response says of it.
 #[derive(Debug)]
@@ -186,12 +187,9 @@ fn sign(
     })
 }
 
+/// 128 random bits: unique per token, so a resource server can refuse a replayed one.
 fn jti() -> Result<String, Refusal> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| Refusal::Internal {
-            cause: "the system random source failed".into(),
-        })?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    credentials::random_b64(JTI_BYTES).map_err(|e| Refusal::Internal {
+        cause: e.to_string(),
+    })
 }
