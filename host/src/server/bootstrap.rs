@@ -56,6 +56,8 @@ pub fn ensure(
         }],
         created_at: now(),
         token_rate_limit: None,
+        authentication: Default::default(),
+        credentials: Vec::new(),
     };
     let grant = ClientGrant {
         id: random(|| generate_id("cgr_"))?,

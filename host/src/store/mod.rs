@@ -9,6 +9,7 @@ mod postgres;
 mod postgres_admin;
 mod postgres_cluster;
 mod postgres_tx;
+mod replay;
 mod rule_admin;
 mod sqlite;
 mod sqlite_tx;
@@ -21,6 +22,7 @@ pub use logs::{rfc3339_ms, LogEntry, LogFilter, LogStore};
 
 pub use model::*;
 pub use postgres::PgStore;
+pub use replay::ReplayCache;
 pub use rule_admin::{RuleAdminStore, RuleVersion, SealedSecret};
 pub use sqlite::SqliteStore;
 
@@ -47,7 +49,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Reads are here; every write goes through [`Store::atomically`] (or `transaction`, its
 /// wrapper on `dyn Store`), so that a change and its audit record are stored together or
 /// not at all.
-pub trait Store: LogStore + RuleAdminStore + AuditStore + Send + Sync + 'static {
+pub trait Store:
+    LogStore + RuleAdminStore + AuditStore + ReplayCache + Send + Sync + 'static
+{
     fn list_resource_servers(&self) -> StoreResult<Vec<ResourceServer>>;
     fn list_clients(&self) -> StoreResult<Vec<Client>>;
     fn list_client_grants(&self) -> StoreResult<Vec<ClientGrant>>;

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::client_auth::AssertionAlg;
 use crate::redacted::Redacted;
 
 /// The algorithm an API's tokens are signed with.
@@ -99,6 +100,83 @@ pub struct Client {
     pub created_at: i64,
     /// This client's own token rate limit; `None`: the server's default.
     pub token_rate_limit: Option<RateLimit>,
+    /// How it may authenticate and whether its tokens must be DPoP-bound.
+    pub authentication: ClientAuthentication,
+    /// Its public keys, for private_key_jwt: at most [`MAX_CLIENT_CREDENTIALS`].
+    pub credentials: Vec<ClientCredential>,
+}
+
+/// The most public-key credentials one client holds.
+pub const MAX_CLIENT_CREDENTIALS: usize = 10;
+
+/// A way to send a client secret (RFC 6749 §2.3.1, RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretMethod {
+    ClientSecretPost,
+    ClientSecretBasic,
+}
+
+impl SecretMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretMethod::ClientSecretPost => "client_secret_post",
+            SecretMethod::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+}
+
+/// How a client proves itself at the token endpoint, as the original platform's client
+/// holds it (`token_endpoint_auth_method`, `client_authentication_methods`), and whether
+/// its tokens must be sender-constrained (RFC 9449 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthentication {
+    /// The secret method it registered; `None`: its secret is refused (private_key_jwt
+    /// only). Either secret method is accepted when one is set (RFC 6749 §2.3.1).
+    pub token_endpoint_auth_method: Option<SecretMethod>,
+    /// The ids of its credentials that may sign a client assertion.
+    #[serde(default)]
+    pub private_key_jwt: Vec<String>,
+    /// Must every token request carry a DPoP proof?
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+}
+
+impl Default for ClientAuthentication {
+    /// A client secret, sent either way; no assertion; bearer tokens.
+    fn default() -> Self {
+        ClientAuthentication {
+            token_endpoint_auth_method: Some(SecretMethod::ClientSecretPost),
+            private_key_jwt: Vec::new(),
+            dpop_bound_access_tokens: false,
+        }
+    }
+}
+
+/// A client's public key (`credential_type` `public_key`), as uploaded: what verifies its
+/// client assertions while it is enabled for private_key_jwt and not expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredential {
+    pub id: String,
+    pub name: String,
+    pub alg: AssertionAlg,
+    /// The RFC 7638 thumbprint of its public key.
+    pub kid: String,
+    /// The PEM as uploaded (a public key or a certificate).
+    pub pem: String,
+    /// Its public key as a JWK, what verifies.
+    pub jwk: serde_json::Value,
+    pub created_at: i64,
+    /// When it stops verifying; `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl ClientCredential {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 /// A token rate limit: sustained requests per second, and how many may come at once.

@@ -26,7 +26,10 @@ use super::{
 };
 
 /// Append-only: a released migration is never edited, a change is a new entry.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("migrations_pg/0001_init.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations_pg/0001_init.sql"),
+    include_str!("migrations_pg/0002_client_credentials_replay.sql"),
+];
 
 /// `pg_advisory_xact_lock` key held while migrating, so that nodes starting at once
 /// migrate one after the other (the second finds the work done).
@@ -474,7 +477,7 @@ impl PgStore {
         // One statement, so the secrets belong to the same snapshot as the clients.
         let rows = self.query(
             "SELECT c.client_id, c.name, c.client_metadata, c.app_type, c.created_at,
-                    c.token_rate_limit, s.hash, s.expires_at
+                    c.token_rate_limit, s.hash, s.expires_at, c.authentication, c.credentials
              FROM clients c LEFT JOIN client_secrets s ON s.client_id = c.client_id
              WHERE $1::text IS NULL OR c.client_id = $1
              ORDER BY c.created_at, c.client_id COLLATE \"C\", s.position",
@@ -498,6 +501,12 @@ impl PgStore {
                             .try_get::<_, Option<&str>>(5)?
                             .map(|text| from_json("clients.token_rate_limit", text))
                             .transpose()?,
+                        authentication: row
+                            .try_get::<_, Option<&str>>(8)?
+                            .map(|text| from_json("clients.authentication", text))
+                            .transpose()?
+                            .unwrap_or_default(),
+                        credentials: from_json("clients.credentials", row.try_get(9)?)?,
                     });
                     index.insert(client_id, clients.len() - 1);
                     clients.len() - 1

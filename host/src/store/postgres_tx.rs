@@ -170,12 +170,14 @@ impl StoreTx for PgTx<'_> {
         // An upsert, not a delete and insert, which would cascade to the grants.
         self.execute(
             "INSERT INTO clients (client_id, name, client_metadata, app_type, created_at,
-                 token_rate_limit)
-             VALUES ($1, $2, $3, $4, $5, $6)
+                 token_rate_limit, authentication, credentials)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (client_id) DO UPDATE SET name = excluded.name,
                  client_metadata = excluded.client_metadata, app_type = excluded.app_type,
                  created_at = excluded.created_at,
-                 token_rate_limit = excluded.token_rate_limit",
+                 token_rate_limit = excluded.token_rate_limit,
+                 authentication = excluded.authentication,
+                 credentials = excluded.credentials",
             &[
                 &client.client_id,
                 &client.name,
@@ -183,6 +185,8 @@ impl StoreTx for PgTx<'_> {
                 &client.app_type,
                 &client.created_at,
                 &client.token_rate_limit.as_ref().map(to_json).transpose()?,
+                &to_json(&client.authentication)?,
+                &to_json(&client.credentials)?,
             ],
         )?;
         // The secrets in one statement: positions, hashes and expiries as arrays.

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_rule_logs.sql"),
     include_str!("migrations/0005_log_truncated.sql"),
     include_str!("migrations/0006_sealed_keys_audit_retention.sql"),
+    include_str!("migrations/0007_client_credentials_replay.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -180,7 +181,7 @@ impl SqliteStore {
         let mut clients = collect_where(
             &mut *tx.prepare_cached(&format!(
                 "SELECT client_id, name, client_metadata, app_type, created_at,
-                        token_rate_limit
+                        token_rate_limit, authentication, credentials
                  FROM clients {} ORDER BY created_at, client_id",
                 where_key("client_id", key)
             ))?,
@@ -200,6 +201,12 @@ impl SqliteStore {
                         .get::<_, Option<String>>(5)?
                         .map(|text| from_json("clients.token_rate_limit", &text))
                         .transpose()?,
+                    authentication: row
+                        .get::<_, Option<String>>(6)?
+                        .map(|text| from_json("clients.authentication", &text))
+                        .transpose()?
+                        .unwrap_or_default(),
+                    credentials: from_json("clients.credentials", &row.get::<_, String>(7)?)?,
                 })
             },
         )?;

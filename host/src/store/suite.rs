@@ -239,6 +239,8 @@ on_every_backend! {
     catalog::resource_server_identifier_is_unique,
     catalog::clients_round_trip_with_ordered_secrets,
     catalog::updating_a_client_keeps_its_grants,
+    catalog::clients_keep_their_authentication_and_credentials,
+    catalog::a_key_is_used_once_until_it_expires,
     catalog::deleting_a_client_removes_its_grants_and_secrets,
     catalog::grants_round_trip_upsert_conflict_and_delete,
     catalog::grant_for_unknown_client_is_refused,

@@ -125,6 +125,8 @@ fn client(id: &str, hash: u8) -> Client {
         }],
         created_at: 1,
         token_rate_limit: None,
+        authentication: Default::default(),
+        credentials: Vec::new(),
     }
 }
 

@@ -56,6 +56,13 @@ impl Caller {
             .keys
             .verify(token, &state.config.issuer, &audience)
             .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+        if claims.contains_key("cnf") {
+            // Sent as a bearer token, a DPoP-bound one would lose its binding.
+            return Err(ApiError::unauthorized(
+                "This token is DPoP-bound (cnf): the management API takes bearer tokens; \
+                 request one without a DPoP proof",
+            ));
+        }
         let client_id = claims
             .get("client_id")
             .and_then(|v| v.as_str())
@@ -229,6 +236,8 @@ mod tests {
             secrets: Vec::new(),
             created_at: 0,
             token_rate_limit: None,
+            authentication: Default::default(),
+            credentials: Vec::new(),
         };
         let mut catalog = Catalog::empty().unwrap();
         catalog.clients.insert("c1".to_string(), Arc::new(client));

@@ -52,6 +52,8 @@ pub(in crate::store) fn client(id: &str, created_at: i64) -> Client {
         ],
         created_at,
         token_rate_limit: None,
+        authentication: Default::default(),
+        credentials: Vec::new(),
     }
 }
 
@@ -189,6 +191,62 @@ pub(super) fn clients_round_trip_with_ordered_secrets(h: &dyn Harness) {
     c.secrets.clear();
     s.put_client(&c).unwrap();
     assert_eq!(s.list_clients().unwrap()[1].secrets, vec![]);
+}
+
+pub(super) fn clients_keep_their_authentication_and_credentials(h: &dyn Harness) {
+    use crate::store::{AssertionAlg, ClientAuthentication, ClientCredential, SecretMethod};
+    let s = h.store();
+    let mut c = client("pk", 1);
+    assert_eq!(c.authentication, ClientAuthentication::default());
+    c.credentials = vec![ClientCredential {
+        id: "cred_1".into(),
+        name: "laptop".into(),
+        alg: AssertionAlg::ES256,
+        kid: "thumb".into(),
+        pem: "-----BEGIN PUBLIC KEY-----\n...".into(),
+        jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}),
+        created_at: 5,
+        expires_at: Some(99),
+    }];
+    c.authentication = ClientAuthentication {
+        token_endpoint_auth_method: None,
+        private_key_jwt: vec!["cred_1".into()],
+        dpop_bound_access_tokens: true,
+    };
+    s.put_client(&c).unwrap();
+    assert_eq!(s.get_client("pk").unwrap().unwrap(), c);
+    c.authentication.token_endpoint_auth_method = Some(SecretMethod::ClientSecretBasic);
+    c.credentials.clear();
+    s.put_client(&c).unwrap();
+    assert_eq!(s.list_clients().unwrap(), vec![c]);
+    // A row from before these columns reads as the default: a client secret.
+    h.exec("UPDATE clients SET authentication = NULL");
+    assert_eq!(
+        s.get_client("pk").unwrap().unwrap().authentication,
+        ClientAuthentication::default()
+    );
+}
+
+pub(super) fn a_key_is_used_once_until_it_expires(h: &dyn Harness) {
+    let s = h.store();
+    assert!(s.use_once("k", 100, 10).unwrap(), "first use");
+    assert!(!s.use_once("k", 100, 10).unwrap(), "a replay");
+    assert!(
+        !s.use_once("k", 200, 100).unwrap(),
+        "still in use at its expiry"
+    );
+    assert!(s.use_once("other", 100, 10).unwrap(), "another key");
+    // Past its time the entry no longer counts, and the new use holds until its own time.
+    assert!(s.use_once("k", 300, 101).unwrap(), "expired: used afresh");
+    assert!(!s.use_once("k", 300, 200).unwrap());
+    // Enough uses prune the expired entries.
+    for i in 0..crate::store::replay::PRUNE_EVERY {
+        s.use_once(&format!("n{i}"), 1_000, 500).unwrap();
+    }
+    assert_eq!(
+        h.count("SELECT COUNT(*) FROM replay_cache WHERE expires_at < 500"),
+        0
+    );
 }
 
 pub(super) fn updating_a_client_keeps_its_grants(h: &dyn Harness) {
