@@ -20,7 +20,9 @@ use super::{blocking, write};
 use crate::credentials::{generate_id, generate_secret};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{Client, RateLimit, SecretHash};
+use crate::store::{
+    Client, ClientAuthentication, ClientCredential, RateLimit, SecretHash, SecretMethod,
+};
 
 pub const APP_TYPE: &str = "non_interactive";
 
@@ -33,21 +35,73 @@ pub struct ClientView {
     /// This client's own token rate limit; absent: the server's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_rate_limit: Option<RateLimit>,
+    /// The secret method it registered; `null`: its secret is refused.
+    #[schema(value_type = Option<SecretMethod>)]
+    pub token_endpoint_auth_method: Option<SecretMethod>,
+    /// Absent: no private_key_jwt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_authentication_methods: Option<AuthenticationMethods>,
+    /// Must its token requests carry a DPoP proof (RFC 9449 §5.2)?
+    pub dpop_bound_access_tokens: bool,
     /// Only in the answer to a creation or a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
 }
 
 impl ClientView {
-    fn new(client: Client, secret: Option<String>) -> Self {
+    pub(super) fn new(client: Client, secret: Option<String>) -> Self {
+        let auth = client.authentication;
         ClientView {
             client_id: client.client_id,
             name: client.name,
             client_metadata: client.client_metadata,
             app_type: client.app_type,
             token_rate_limit: client.token_rate_limit,
+            token_endpoint_auth_method: auth.token_endpoint_auth_method,
+            client_authentication_methods: (!auth.private_key_jwt.is_empty())
+                .then(|| AuthenticationMethods::listing(auth.private_key_jwt)),
+            dpop_bound_access_tokens: auth.dpop_bound_access_tokens,
             client_secret: secret,
         }
+    }
+}
+
+/// `client_authentication_methods`, as on the original platform.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationMethods {
+    pub private_key_jwt: PrivateKeyJwt,
+}
+
+/// The credentials (by id, see `/clients/{id}/credentials`) that may sign the client's
+/// assertions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateKeyJwt {
+    pub credentials: Vec<CredentialRef>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRef {
+    pub id: String,
+}
+
+impl AuthenticationMethods {
+    fn listing(ids: Vec<String>) -> Self {
+        AuthenticationMethods {
+            private_key_jwt: PrivateKeyJwt {
+                credentials: ids.into_iter().map(|id| CredentialRef { id }).collect(),
+            },
+        }
+    }
+
+    fn ids(self) -> Vec<String> {
+        self.private_key_jwt
+            .credentials
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
     }
 }
 
@@ -60,6 +114,14 @@ pub struct CreateClient {
     pub app_type: Option<String>,
     /// Token requests per second and burst for this client, instead of the server's.
     pub token_rate_limit: Option<RateLimit>,
+    /// Default `client_secret_post`; `null`: no secret (add a credential and enable
+    /// private_key_jwt with a PATCH).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SecretMethod>)]
+    pub token_endpoint_auth_method: Option<Option<SecretMethod>>,
+    /// Default false.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,6 +133,16 @@ pub struct UpdateClient {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RateLimit>)]
     pub token_rate_limit: Option<Option<RateLimit>>,
+    /// `client_secret_post` or `client_secret_basic` (either accepts the secret both ways);
+    /// `null`: the secret is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SecretMethod>)]
+    pub token_endpoint_auth_method: Option<Option<SecretMethod>>,
+    /// The credentials that may sign client assertions; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthenticationMethods>)]
+    pub client_authentication_methods: Option<Option<AuthenticationMethods>>,
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Tells a field set to `null` (`Some(None)`) from a field left out (`None`).
@@ -89,7 +161,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_secret))
 }
 
-fn find(state: &AppState, id: &str) -> Result<Client, ApiError> {
+pub(super) fn find(state: &AppState, id: &str) -> Result<Client, ApiError> {
     state
         .store
         .list_clients()?
@@ -134,18 +206,33 @@ async fn create(
             "app_type must be {APP_TYPE:?}"
         )));
     }
-    let secret = generate_secret().map_err(|_| ApiError::internal())?;
+    let method = body
+        .token_endpoint_auth_method
+        .unwrap_or(Some(SecretMethod::ClientSecretPost));
+    // A client without a secret method gets no secret: it would be refused anyway.
+    let secret = method
+        .map(|_| generate_secret().map_err(|_| ApiError::internal()))
+        .transpose()?;
     let client = Client {
         client_id: generate_id("").map_err(|_| ApiError::internal())?,
         name: body.name,
         client_metadata: body.client_metadata.unwrap_or_default(),
         app_type: APP_TYPE.into(),
-        secrets: vec![SecretHash {
-            hash: state.hasher.hash(&secret),
-            expires_at: None,
-        }],
+        secrets: secret
+            .iter()
+            .map(|secret| SecretHash {
+                hash: state.hasher.hash(secret),
+                expires_at: None,
+            })
+            .collect(),
         created_at: now(),
         token_rate_limit: body.token_rate_limit,
+        authentication: ClientAuthentication {
+            token_endpoint_auth_method: method,
+            private_key_jwt: Vec::new(),
+            dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        },
+        credentials: Vec::new(),
     };
     let stored = client.clone();
     write(&state, move |s| {
@@ -158,10 +245,7 @@ async fn create(
         Ok(())
     })
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ClientView::new(client, Some(secret))),
-    ))
+    Ok((StatusCode::CREATED, Json(ClientView::new(client, secret))))
 }
 
 /// Get one client.
@@ -176,15 +260,20 @@ async fn get_one(
     Ok(Json(ClientView::new(client, None)))
 }
 
-/// Change a client's name or metadata.
+/// Change a client's name, metadata, rate limit or how it authenticates.
 #[utoipa::path(patch, path = "/clients/{id}", tag = "clients", request_body = UpdateClient,
-    responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError),
+        (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
     caller: Authorized<UpdateClients>,
     Path(id): Path<String>,
     Body(body): Body<UpdateClient>,
 ) -> Result<Json<ClientView>, ApiError> {
+    if body.client_authentication_methods.is_some() {
+        // Enabling a key is handing its holder the client: as rotating the secret.
+        caller.may_act_as(&state, &id)?;
+    }
     let client = write(&state, move |s| {
         let mut client = find(s, &id)?;
         let before = ClientView::new(client.clone(), None);
@@ -198,6 +287,30 @@ async fn update(
         if let Some(limit) = body.token_rate_limit {
             client.token_rate_limit = limit;
         }
+        let auth = &mut client.authentication;
+        if let Some(method) = body.token_endpoint_auth_method {
+            auth.token_endpoint_auth_method = method;
+        }
+        if let Some(methods) = body.client_authentication_methods {
+            let ids = methods.map(AuthenticationMethods::ids).unwrap_or_default();
+            check_credential_ids(&client.credentials, &ids)?;
+            // In the credentials' order, each once.
+            auth.private_key_jwt = client
+                .credentials
+                .iter()
+                .filter(|c| ids.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect();
+        }
+        if let Some(dpop) = body.dpop_bound_access_tokens {
+            auth.dpop_bound_access_tokens = dpop;
+        }
+        if auth.token_endpoint_auth_method.is_none() && auth.private_key_jwt.is_empty() {
+            return Err(ApiError::bad_request(
+                "the client would have no way to authenticate: set token_endpoint_auth_method \
+                 or client_authentication_methods.private_key_jwt.credentials",
+            ));
+        }
         let after = ClientView::new(client.clone(), None);
         let change = Change::updated("client", &id, &before, &after);
         s.store.transaction(|tx| {
@@ -208,6 +321,20 @@ async fn update(
     })
     .await?;
     Ok(Json(ClientView::new(client, None)))
+}
+
+/// Every id must name one of the client's credentials.
+fn check_credential_ids(credentials: &[ClientCredential], ids: &[String]) -> Result<(), ApiError> {
+    match ids
+        .iter()
+        .find(|id| !credentials.iter().any(|c| &c.id == *id))
+    {
+        Some(unknown) => Err(ApiError::bad_request(format!(
+            "client_authentication_methods.private_key_jwt names credential {unknown:?}, \
+             which this client does not have (POST /api/v2/clients/{{id}}/credentials first)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Delete a client and its grants.

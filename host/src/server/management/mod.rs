@@ -6,6 +6,7 @@
 
 pub(crate) mod audit;
 pub mod auth;
+mod client_credentials;
 mod client_grants;
 mod clients;
 mod json;
@@ -61,6 +62,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(resource_servers::router())
         .merge(clients::router())
+        .merge(client_credentials::router())
         .merge(client_grants::router())
         .merge(keys::router())
         .merge(rule_secrets::router())
