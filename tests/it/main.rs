@@ -3,6 +3,7 @@
 
 mod actions;
 mod cli;
+mod client_auth;
 mod cluster;
 mod components;
 mod engine;

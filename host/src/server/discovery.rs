@@ -8,7 +8,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::state::AppState;
-use crate::store::SigningAlg;
+use crate::client_auth::dpop;
+use crate::store::{AssertionAlg, SigningAlg};
 
 /// `GET /.well-known/jwks.json`: current and next keys, and retired ones still needed.
 pub async fn jwks(State(state): State<AppState>) -> Response {
@@ -34,9 +35,13 @@ fn metadata(state: &AppState) -> Value {
         "token_endpoint": config.token_endpoint(),
         "jwks_uri": config.jwks_uri(),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "response_types_supported": ["token"],
-        "token_endpoint_auth_signing_alg_values_supported": SigningAlg::ALL.map(SigningAlg::as_str),
+        // What client assertions may be signed with (RFC 8414 §2).
+        "token_endpoint_auth_signing_alg_values_supported":
+            AssertionAlg::ALL.map(AssertionAlg::as_str),
+        "dpop_signing_alg_values_supported": dpop::PROOF_ALGS,
         "service_documentation": format!("{}api/v2/openapi.json", config.issuer),
     })
 }

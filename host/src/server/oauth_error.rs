@@ -66,6 +66,11 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
     }
 
+    /// A DPoP proof that is missing, malformed, stale or replayed (RFC 9449 §5).
+    pub fn invalid_dpop_proof(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
     /// CONTRACT.md's extension: a deliberate refusal (unknown audience, no grant, a rule's
     /// denial) is 403 `access_denied`.
     pub fn access_denied(description: impl Into<String>) -> Self {
@@ -117,6 +122,7 @@ impl From<Refusal> for OAuthError {
         match refusal {
             Refusal::InvalidRequest(d) => Self::invalid_request(d),
             Refusal::InvalidClient(d) => Self::invalid_client(d),
+            Refusal::InvalidDpopProof(d) => Self::invalid_dpop_proof(d),
             Refusal::UnsupportedGrantType(d) => Self::unsupported_grant_type(d),
             Refusal::InvalidScope(d) => Self::invalid_scope(d),
             Refusal::UnauthorizedClient(d) => Self::unauthorized_client(d),

@@ -62,7 +62,7 @@ pub async fn token(
 fn response(issued: Issued) -> Response {
     let body = TokenResponse {
         access_token: issued.access_token,
-        token_type: "Bearer",
+        token_type: issued.token_type,
         expires_in: issued.expires_in,
         scope: issued.scope,
     };

@@ -210,9 +210,7 @@ impl CatalogBuilder {
         let store = sources.store;
         let mut catalog = Catalog::empty()?;
         for client in store.list_clients()? {
-            catalog
-                .clients
-                .insert(client.client_id.clone(), Arc::new(client));
+            catalog.put_client(client);
         }
         for api in store.list_resource_servers()? {
             catalog.put_api(api);
@@ -256,12 +254,8 @@ impl CatalogBuilder {
             }
             Change::Client(client_id) => {
                 match store.get_client(client_id)? {
-                    Some(client) => {
-                        catalog.clients.insert(client_id.clone(), Arc::new(client));
-                    }
-                    None => {
-                        catalog.clients.remove(client_id);
-                    }
+                    Some(client) => catalog.put_client(client),
+                    None => catalog.remove_client(client_id),
                 }
                 // Always, not only when the client is gone: deleted and made again under
                 // the same id, it must not keep the grants the deletion took.

@@ -4,6 +4,7 @@
 //!
 //! Token requests never touch storage: one read lock and an `Arc` clone per request.
 
+mod assertion_keys;
 mod build;
 mod compiled;
 mod grants;
@@ -16,6 +17,7 @@ use crate::keys::{KeyError, KeySet};
 use crate::rules::{CompiledRule, RuleSecrets};
 use crate::store::{Client, ClientGrant, ResourceServer};
 
+pub use assertion_keys::AssertionKey;
 pub use build::{CatalogBuilder, Sources};
 pub use compiled::compile;
 pub use grants::Grants;
@@ -47,6 +49,8 @@ impl std::fmt::Debug for ActiveRule {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub clients: imbl::HashMap<String, Arc<Client>>,
+    /// By client id, for the clients that have private_key_jwt credentials enabled.
+    pub assertion_keys: imbl::HashMap<String, Arc<[AssertionKey]>>,
     /// By identifier (audience), the management API's own included.
     pub apis: imbl::HashMap<String, Arc<ResourceServer>>,
     pub grants: Grants,
@@ -67,6 +71,7 @@ impl Catalog {
     pub fn empty() -> Result<Catalog, KeyError> {
         Ok(Catalog {
             clients: imbl::HashMap::new(),
+            assertion_keys: imbl::HashMap::new(),
             apis: imbl::HashMap::new(),
             grants: Grants::default(),
             rules: Arc::from(Vec::new()),
@@ -79,6 +84,21 @@ impl Catalog {
 
     pub fn grant(&self, client_id: &str, audience: &str) -> Option<&ClientGrant> {
         self.grants.get(client_id, audience)
+    }
+
+    /// Adds or replaces a client, with its assertion keys.
+    pub(crate) fn put_client(&mut self, client: Client) {
+        match assertion_keys::of(&client) {
+            Some(keys) => self.assertion_keys.insert(client.client_id.clone(), keys),
+            None => self.assertion_keys.remove(&client.client_id),
+        };
+        self.clients
+            .insert(client.client_id.clone(), Arc::new(client));
+    }
+
+    pub(crate) fn remove_client(&mut self, client_id: &str) {
+        self.assertion_keys.remove(client_id);
+        self.clients.remove(client_id);
     }
 
     /// Adds or replaces an API (by id: one whose identifier changed leaves its old one).

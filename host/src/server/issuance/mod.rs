@@ -8,7 +8,12 @@
 //! through the others.
 
 mod authenticate;
+mod dpop;
+mod replay;
 mod rules;
+
+pub use authenticate::Authenticated;
+pub use dpop::Binding;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -35,6 +40,8 @@ pub struct Issued {
     /// The token's scope, space-delimited, as in the token.
     pub scope: String,
     pub alg: SigningAlg,
+    /// `DPoP` for a token bound to a proof's key (RFC 9449 §5), else `Bearer`.
+    pub token_type: &'static str,
 }
 
 /// Why no token was issued: each is one OAuth error (RFC 6749 §5.2, CONTRACT.md).
@@ -42,6 +49,7 @@ pub struct Issued {
 pub enum Refusal {
     InvalidRequest(String),
     InvalidClient(String),
+    InvalidDpopProof(String),
     UnsupportedGrantType(String),
     InvalidScope(String),
     UnauthorizedClient(String),
@@ -80,8 +88,16 @@ struct Claims<'a> {
     azp: &'a str,
     gty: &'static str,
     scope: &'a str,
+    /// The key the token is bound to (RFC 9449 §6.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
     #[serde(flatten)]
     custom: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 /// The client-credentials grant, from a parsed request to a signed token.
@@ -97,7 +113,8 @@ pub async fn issue(
         )));
     }
     let catalog = state.catalog();
-    let client = authenticate::client(state, &catalog, request, caller.ip)?;
+    let authenticated = authenticate::client(state, &catalog, request, caller.ip).await?;
+    let client = &authenticated.client;
     // Only now, authenticated, does the request count against the client's limit.
     state
         .rate_limits
@@ -106,6 +123,7 @@ pub async fn issue(
             retry_after,
             description: "too many token requests for this client; retry later",
         })?;
+    let binding = dpop::binding(state, request, client).await?;
     let audience = request
         .audience
         .as_deref()
@@ -130,7 +148,11 @@ pub async fn issue(
             claims: Map::new(),
         }
     } else {
-        rules::run(state, &catalog, request, caller, &client, api, scope).await?
+        let proof = rules::Proof {
+            authenticated: &authenticated,
+            binding: binding.as_ref(),
+        };
+        rules::run(state, &catalog, request, caller, proof, api, scope).await?
     };
     let dropped = granted.restrict(&mut token, api.allow_rule_added_scopes);
     if !dropped.is_empty() {
@@ -147,7 +169,7 @@ pub async fn issue(
         tracing::info!(request_id = %caller.request_id, ?dropped, audience = %api.identifier,
             "scopes added by rules dropped: the API does not allow rule-added scopes");
     }
-    sign(state, &catalog, &client, api, &token)
+    sign(state, &catalog, client, api, &token, binding.as_ref())
 }
 
 fn sign(
@@ -156,6 +178,7 @@ fn sign(
     client: &Client,
     api: &ResourceServer,
     token: &Token,
+    binding: Option<&Binding>,
 ) -> Result<Issued, Refusal> {
     let iat = now();
     let scope = token.scope.join(" ");
@@ -170,6 +193,7 @@ fn sign(
         azp: &client.client_id,
         gty: "client-credentials",
         scope: &scope,
+        cnf: binding.map(|b| Confirmation { jkt: &b.jkt }),
         custom: &token.claims,
     };
     let access_token =
@@ -184,6 +208,7 @@ fn sign(
         expires_in: api.token_lifetime,
         scope,
         alg: api.signing_alg,
+        token_type: if binding.is_some() { "DPoP" } else { "Bearer" },
     })
 }
 

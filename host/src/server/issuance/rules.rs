@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Caller, Refusal};
+use super::{Authenticated, Binding, Caller, Refusal};
 use crate::rules::{
     ChainRule, ClientInfo, DenialCode, Outcome, RequestInfo, RuleInput, Token, TokenSoFar,
 };
@@ -12,7 +12,14 @@ use crate::server::catalog::Catalog;
 use crate::server::rule_logs::{self, RequestContext};
 use crate::server::state::AppState;
 use crate::server::token_request::TokenRequest;
-use crate::store::{Client, ResourceServer};
+use crate::store::ResourceServer;
+
+/// How the client proved itself, which rules see.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Proof<'a> {
+    pub authenticated: &'a Authenticated,
+    pub binding: Option<&'a Binding>,
+}
 
 /// Runs the chain on the token so far (`scope`, no claims yet) and returns the token it
 /// shaped, or why it refused.
@@ -21,11 +28,12 @@ pub(super) async fn run(
     catalog: &Arc<Catalog>,
     request: &TokenRequest,
     caller: Caller<'_>,
-    client: &Client,
+    proof: Proof<'_>,
     api: &ResourceServer,
     scope: Vec<String>,
 ) -> Result<Token, Refusal> {
-    let input = input(state, request, caller, client, &api.identifier, scope);
+    let client = &proof.authenticated.client;
+    let input = input(state, request, caller, proof, &api.identifier, scope);
     let deadline = Instant::now() + state.engine.limits().deadline;
     let chain: Vec<ChainRule<'_>> = catalog
         .rules
@@ -82,10 +90,12 @@ fn input(
     state: &AppState,
     request: &TokenRequest,
     caller: Caller<'_>,
-    client: &Client,
+    proof: Proof<'_>,
     audience: &str,
     scope: Vec<String>,
 ) -> RuleInput {
+    let client = &proof.authenticated.client;
+    let _ = proof.binding;
     RuleInput {
         client: ClientInfo {
             id: client.client_id.clone(),

@@ -1,6 +1,6 @@
-//! Reading a token request (RFC 6749 §4.4.2, §2.3.1): a form or JSON body, client
-//! authentication by `client_secret_post` or `client_secret_basic` (not both), every
-//! malformation answered with its OAuth error.
+//! Reading a token request (RFC 6749 §4.4.2): a form or JSON body, the client's
+//! authentication (`authentication.rs`), an optional DPoP proof, every malformation
+//! answered with its OAuth error.
 //!
 //! [`TokenRequest`] is also the token endpoint's extractor: the body read under
 //! `max_token_body_bytes`, a rejection always an [`OAuthError`].
@@ -8,48 +8,25 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use percent_encoding::percent_decode;
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
 
+mod authentication;
+
+pub use authentication::{AuthMethod, ClientAuthentication, ClientProof, JWT_BEARER};
+
 use super::oauth_error::OAuthError;
 use super::state::AppState;
-use crate::redacted::Redacted;
+use crate::client_auth::dpop::MAX_PROOF_BYTES;
 use crate::scope;
-
-/// How the client authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-}
-
-/// A client secret as sent. Its `Debug` is `[redacted]`, so that no `{:?}` of a request
-/// can print it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientSecret(String);
-
-impl ClientSecret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Redacted.fmt(f)
-    }
-}
 
 /// A parsed token request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRequest {
-    pub client_id: String,
-    pub client_secret: ClientSecret,
-    pub auth_method: AuthMethod,
+    /// Who the client says it is and its proof, not yet checked.
+    pub client: ClientAuthentication,
     pub grant_type: String,
     /// `audience`, or `resource` (RFC 8707) as its synonym.
     pub audience: Option<String>,
@@ -60,6 +37,8 @@ pub struct TokenRequest {
     /// `User-Agent` and `Host`, empty when absent or not text (`context.request`).
     pub user_agent: String,
     pub hostname: String,
+    /// The `DPoP` header (RFC 9449 §4), not yet checked.
+    pub dpop: Option<String>,
 }
 
 impl FromRequest<AppState> for TokenRequest {
@@ -102,37 +81,7 @@ pub fn parse(
     bounds: ScopeBounds,
 ) -> Result<TokenRequest, OAuthError> {
     let mut fields = parse_body(headers, body)?;
-    let basic = basic_credentials(headers)?;
-    let text = |fields: &Map<String, Value>, name: &str| -> Result<Option<String>, OAuthError> {
-        match fields.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(OAuthError::invalid_request(format!(
-                "{name} must be a string"
-            ))),
-        }
-    };
-    let body_id = text(&fields, "client_id")?;
-    let body_secret = text(&fields, "client_secret")?;
-    let (client_id, client_secret, auth_method) = match (basic, body_id, body_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method: client_secret in the body and Basic authorization were both sent",
-            ))
-        }
-        (Some((id, _)), Some(body_id), None) if body_id != id => {
-            return Err(OAuthError::invalid_request("client_id in the body differs from the Basic authorization"))
-        }
-        (Some((id, secret)), _, None) => (id, secret, AuthMethod::ClientSecretBasic),
-        (None, Some(id), Some(secret)) => (id, secret, AuthMethod::ClientSecretPost),
-        (None, Some(_), None) => return Err(OAuthError::invalid_client("client_secret is missing")),
-        (None, None, _) => {
-            return Err(OAuthError::invalid_client(
-                "client authentication is missing: send client_id and client_secret, or Basic authorization",
-            ))
-        }
-    };
-    fields.remove("client_secret");
+    let client = authentication::read(headers, &mut fields)?;
     let grant_type = text(&fields, "grant_type")?
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     let audience = match (text(&fields, "audience")?, text(&fields, "resource")?) {
@@ -155,16 +104,49 @@ pub fn parse(
             .to_string()
     };
     Ok(TokenRequest {
-        client_id,
-        client_secret: ClientSecret(client_secret),
-        auth_method,
+        client,
         grant_type,
         audience,
         scope,
         body: fields,
         user_agent: header(header::USER_AGENT),
         hostname: header(header::HOST),
+        dpop: dpop_header(headers)?,
     })
+}
+
+/// A parameter that must be a string, if present.
+pub(super) fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(OAuthError::invalid_request(format!(
+            "{name} must be a string"
+        ))),
+    }
+}
+
+/// The one `DPoP` header, if sent (RFC 9449 §4.3: more than one is invalid). Its bound is
+/// checked here, before anything reads it.
+fn dpop_header(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let mut values = headers.get_all("dpop").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_dpop_proof(
+            "more than one DPoP header was sent",
+        ));
+    }
+    if value.len() > MAX_PROOF_BYTES {
+        return Err(OAuthError::invalid_dpop_proof(format!(
+            "the DPoP proof is longer than {MAX_PROOF_BYTES} bytes"
+        )));
+    }
+    value
+        .to_str()
+        .map(|v| Some(v.trim().to_owned()))
+        .map_err(|_| OAuthError::invalid_dpop_proof("the DPoP header is not text"))
 }
 
 /// The space-delimited `scope` (RFC 6749 §3.3), split, checked, each scope kept once. The
@@ -272,7 +254,7 @@ fn parse_form(text: &str) -> Result<Map<String, Value>, OAuthError> {
     Ok(fields)
 }
 
-fn form_decode(raw: &str) -> Result<String, OAuthError> {
+pub(super) fn form_decode(raw: &str) -> Result<String, OAuthError> {
     let plus_as_space = raw.replace('+', " ");
     percent_decode(plus_as_space.as_bytes())
         .decode_utf8()
@@ -280,33 +262,12 @@ fn form_decode(raw: &str) -> Result<String, OAuthError> {
         .map_err(|_| OAuthError::invalid_request("a form value is not UTF-8 once decoded"))
 }
 
-/// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, if present.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
-    let value = value.to_str().map_err(|_| malformed())?;
-    let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_request(format!(
-            "unsupported authorization scheme {scheme:?}: use Basic, or client_id and client_secret in the body"
-        )));
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let (id, secret) = (form_decode(id)?, form_decode(secret)?);
-    if id.is_empty() {
-        return Err(malformed());
-    }
-    Ok(Some((id, secret)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
 
     const BOUNDS: ScopeBounds = ScopeBounds {
         max_scopes: 3,
@@ -333,7 +294,7 @@ mod tests {
             b"grant_type=client_credentials&client_id=a&client_secret=s%2Bx&audience=https%3A%2F%2Fapi&scope=read+write+read",
         )
         .unwrap();
-        assert_eq!(req.client_secret.expose(), "s+x");
+        assert_eq!(req.client.proof, ClientProof::Secret("s+x".into()));
         assert!(
             !format!("{req:?}").contains("s+x"),
             "Debug hides the secret"
@@ -344,7 +305,7 @@ mod tests {
             Some(vec!["read".to_string(), "write".to_string()])
         );
         assert!(!req.body.contains_key("client_secret"));
-        assert_eq!(req.auth_method, AuthMethod::ClientSecretPost);
+        assert_eq!(req.client.method, AuthMethod::ClientSecretPost);
     }
 
     #[test]
@@ -356,8 +317,8 @@ mod tests {
             HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
         );
         let req = parse(&h, b"grant_type=client_credentials&client_id=a%3Ab").unwrap();
-        assert_eq!(req.client_id, "a:b");
-        assert_eq!(req.auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(req.client.client_id, "a:b");
+        assert_eq!(req.client.method, AuthMethod::ClientSecretBasic);
         let both = parse(&h, b"grant_type=client_credentials&client_secret=s").unwrap_err();
         assert_eq!(both.code, "invalid_request");
     }
@@ -385,7 +346,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let fine = br#"{"grant_type":"client_credentials","client_id":"a","client_secret":"s"}"#;
-        assert_eq!(parse(&h, fine).unwrap().client_id, "a");
+        assert_eq!(parse(&h, fine).unwrap().client.client_id, "a");
         let refused = |body: &[u8], why: &str| {
             let err = parse(&h, body).unwrap_err();
             assert_eq!(err.code, "invalid_request");
@@ -413,6 +374,62 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.audience.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn a_client_assertion_is_one_method_and_never_combined_with_another() {
+        // {"alg":"ES256"}.{"iss":"c1","sub":"c1"}.sig: shape only, verified later.
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJjMSIsInN1YiI6ImMxIn0.c2ln";
+        let form = |extra: &str| {
+            format!(
+                "grant_type=client_credentials&client_assertion_type={}&client_assertion={jwt}{extra}",
+                JWT_BEARER.replace(':', "%3A")
+            )
+        };
+        let req = parse(&form_headers(), form("").as_bytes()).unwrap();
+        assert_eq!(req.client.client_id, "c1");
+        assert_eq!(req.client.method, AuthMethod::PrivateKeyJwt);
+        assert!(!req.body.contains_key("client_assertion"));
+        assert!(
+            !format!("{req:?}").contains(jwt),
+            "Debug hides the assertion"
+        );
+        assert_eq!(
+            parse(&form_headers(), form("&client_id=c1").as_bytes())
+                .unwrap()
+                .client
+                .client_id,
+            "c1"
+        );
+        let other = parse(&form_headers(), form("&client_id=c2").as_bytes()).unwrap_err();
+        assert_eq!(other.code, "invalid_client");
+        let both = parse(&form_headers(), form("&client_secret=s").as_bytes()).unwrap_err();
+        assert_eq!(both.code, "invalid_request");
+        let mut h = form_headers();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("c1:s"))).unwrap(),
+        );
+        assert_eq!(
+            parse(&h, form("").as_bytes()).unwrap_err().code,
+            "invalid_request"
+        );
+        let wrong_type = format!(
+            "grant_type=client_credentials&client_assertion_type=saml&client_assertion={jwt}"
+        );
+        let err = parse(&form_headers(), wrong_type.as_bytes()).unwrap_err();
+        assert_eq!(err.code, "invalid_client");
+    }
+
+    #[test]
+    fn one_dpop_header_at_most() {
+        let body = b"grant_type=client_credentials&client_id=a&client_secret=s";
+        let mut h = form_headers();
+        assert_eq!(parse(&h, body).unwrap().dpop, None);
+        h.append("dpop", HeaderValue::from_static("a.b.c"));
+        assert_eq!(parse(&h, body).unwrap().dpop.as_deref(), Some("a.b.c"));
+        h.append("dpop", HeaderValue::from_static("d.e.f"));
+        assert_eq!(parse(&h, body).unwrap_err().code, "invalid_dpop_proof");
     }
 
     #[test]
