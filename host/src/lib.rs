@@ -6,6 +6,7 @@
 //! `cli` is the `tokenhost` command.
 
 pub mod cli;
+pub mod client_auth;
 pub mod config;
 pub mod credentials;
 pub mod datadir;
