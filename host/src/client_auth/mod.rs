@@ -10,6 +10,7 @@
 //! header member must be judged (`alg`, `kid`, `typ`, `jwk`, `crit`) before a key is chosen.
 
 pub mod assertion;
+pub mod credential;
 mod jwk;
 mod jws;
 #[cfg(test)]
@@ -52,6 +53,13 @@ impl AssertionAlg {
     /// The algorithm a JWS `alg` names, exactly (JOSE names are case-sensitive).
     pub fn parse(s: &str) -> Option<AssertionAlg> {
         AssertionAlg::ALL.into_iter().find(|alg| alg.as_str() == s)
+    }
+
+    fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            AssertionAlg::RS256 | AssertionAlg::RS384 | AssertionAlg::PS256
+        )
     }
 }
 
