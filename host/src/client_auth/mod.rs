@@ -11,6 +11,7 @@
 
 pub mod assertion;
 pub mod credential;
+pub mod dpop;
 mod jwk;
 mod jws;
 #[cfg(test)]
