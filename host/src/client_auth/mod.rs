@@ -1,4 +1,23 @@
-//! Client authentication without shared secrets: placeholder until the JOSE module lands.
+//! How a client proves who it is with a key instead of a secret: `private_key_jwt` client
+//! assertions (RFC 7523, `assertion`) made with a public-key credential (`credential`), and
+//! the DPoP proofs (RFC 9449, `dpop`) that bind a token to a key.
+//!
+//! Pure verification: no storage, no HTTP, no clock (callers pass `now`), no logging. Every
+//! error is a short `String` meant for an administrator (`credential`) or for an OAuth
+//! client's developer (`error_description`), never holding key material or the token.
+//! Signatures are checked by aws-lc-rs, the one crypto stack, with keys parsed once
+//! (`VerifyingKey`); the JWS compact form is split and decoded here (`jws`) because every
+//! header member must be judged (`alg`, `kid`, `typ`, `jwk`, `crit`) before a key is chosen.
+
+pub mod assertion;
+pub mod credential;
+pub mod dpop;
+mod jwk;
+mod jws;
+#[cfg(test)]
+mod test_keys;
+
+pub use jwk::{thumbprint, VerifyingKey};
 
 /// Algorithms a client credential (and so a client assertion) may use.
 #[derive(
@@ -21,6 +40,7 @@ impl AssertionAlg {
         AssertionAlg::EdDSA,
     ];
 
+    /// The JWS `alg` name (RFC 7518 §3.1, RFC 8037 §3.1).
     pub fn as_str(self) -> &'static str {
         match self {
             AssertionAlg::RS256 => "RS256",
@@ -31,83 +51,38 @@ impl AssertionAlg {
         }
     }
 
+    /// The algorithm a JWS `alg` names, exactly (JOSE names are case-sensitive).
     pub fn parse(s: &str) -> Option<AssertionAlg> {
         AssertionAlg::ALL.into_iter().find(|alg| alg.as_str() == s)
     }
-}
 
-/// Placeholder until the JOSE module lands.
-pub mod credential {
-    use super::AssertionAlg;
-
-    pub struct ParsedCredential {
-        pub jwk: serde_json::Value,
-        pub kid: String,
-        pub not_after: Option<i64>,
-    }
-
-    pub fn parse_pem(_pem: &str, _alg: AssertionAlg) -> Result<ParsedCredential, String> {
-        Err("not yet".into())
+    fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            AssertionAlg::RS256 | AssertionAlg::RS384 | AssertionAlg::PS256
+        )
     }
 }
 
-pub fn thumbprint(_jwk: &serde_json::Value) -> Result<String, String> {
-    Err("not yet".into())
-}
-
-#[derive(Clone, Debug)]
-pub struct VerifyingKey;
-
-impl VerifyingKey {
-    pub fn from_jwk(_jwk: &serde_json::Value, _alg: AssertionAlg) -> Result<VerifyingKey, String> {
-        Err("not yet".into())
+impl std::fmt::Display for AssertionAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-pub mod assertion {
-    use super::{AssertionAlg, VerifyingKey};
-    pub const LEEWAY_SECONDS: i64 = 30;
-    pub const MAX_LIFETIME_SECONDS: i64 = 300;
-    pub const MAX_ASSERTION_BYTES: usize = 8192;
-    pub fn unverified_subject(_assertion: &str) -> Result<String, String> {
-        Err("not yet".into())
-    }
-    pub struct AssertionKey<'a> {
-        pub credential_id: &'a str,
-        pub kid: &'a str,
-        pub alg: AssertionAlg,
-        pub key: &'a VerifyingKey,
-    }
-    pub struct Expectations<'a> {
-        pub client_id: &'a str,
-        pub audiences: &'a [&'a str],
-        pub now: i64,
-    }
-    pub struct VerifiedAssertion {
-        pub credential_id: String,
-        pub jti: String,
-        pub replay_until: i64,
-    }
-    pub fn verify(
-        _assertion: &str,
-        _keys: &[AssertionKey<'_>],
-        _expect: &Expectations<'_>,
-    ) -> Result<VerifiedAssertion, String> {
-        Err("not yet".into())
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub mod dpop {
-    pub const MAX_PROOF_BYTES: usize = 8192;
-    pub const PROOF_MAX_AGE_SECONDS: i64 = 60;
-    pub const PROOF_LEEWAY_SECONDS: i64 = 5;
-    pub const PROOF_ALGS: &[&str] = &["ES256", "RS256", "PS256", "EdDSA"];
-    pub struct DpopProof {
-        pub jkt: String,
-        pub jti: String,
-        pub replay_until: i64,
-    }
-    pub fn verify(_proof: &str, _htm: &str, _htu: &str, _now: i64) -> Result<DpopProof, String> {
-        Err("not yet".into())
+    #[test]
+    fn alg_names_round_trip_and_nothing_else_parses() {
+        for alg in AssertionAlg::ALL {
+            assert_eq!(AssertionAlg::parse(alg.as_str()), Some(alg));
+            let json = serde_json::to_string(&alg).unwrap();
+            assert_eq!(json, format!("\"{alg}\""));
+        }
+        for other in ["none", "HS256", "rs256", "ES384", "EdDSA ", ""] {
+            assert_eq!(AssertionAlg::parse(other), None, "{other:?}");
+        }
     }
 }
