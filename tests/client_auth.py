@@ -108,10 +108,10 @@ def dpop_proof(key, htm: str, htu: str, iat_in: int = 0, jti: str | None = None,
 
 
 def token(args) -> None:
-    key_pem = Path(args.private_pem).read_text()
+    # authlib reads a PEM string as an RSA key; other key types go in as joserfc keys.
     session = OAuth2Session(
         args.client_id,
-        key_pem,
+        load_key(args.private_pem, args.alg),
         token_endpoint_auth_method=PrivateKeyJWT(args.endpoint, alg=args.alg),
     )
     headers = {}
@@ -119,15 +119,22 @@ def token(args) -> None:
     if args.dpop:
         proof, jkt = dpop_proof(load_key(args.dpop), "POST", args.endpoint)
         headers["DPoP"] = proof
-    # fetch_token raises on an error response; the tests want to see those too.
-    response = session.request(
-        "POST",
-        args.url,
-        data={"grant_type": "client_credentials", "audience": args.audience},
-        headers=headers,
-        withhold_token=True,
-        auth=session.client_auth,
-    )
+    # fetch_token raises on an error response; the tests want to see those too, so the
+    # response is kept as it arrives.
+    seen = []
+    try:
+        session.fetch_token(
+            args.url,
+            grant_type="client_credentials",
+            audience=args.audience,
+            headers=headers,
+            hooks={"response": lambda response, **_: seen.append(response)},
+        )
+    except Exception as error:  # noqa: BLE001 (authlib's OAuthError, or a parse error)
+        if not seen:
+            raise
+        print(f"authlib: {error!r}", file=sys.stderr)
+    response = seen[-1]
     print(json.dumps({"status": response.status_code, "body": response.json(), "jkt": jkt}))
 
 

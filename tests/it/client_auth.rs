@@ -272,8 +272,13 @@ async fn bad_assertions_are_refused_with_invalid_client_and_count_as_failures() 
         ),
         (
             "too long-lived",
-            keys.assertion(&id, &["--exp-in", "3600"]),
+            keys.assertion(&id, &["--exp-in", "7200"]),
             "exp",
+        ),
+        (
+            "issued too long ago",
+            keys.assertion(&id, &["--iat-in", "-400"]),
+            "too old",
         ),
         ("without exp", keys.assertion(&id, &["--no-exp"]), "exp"),
         (

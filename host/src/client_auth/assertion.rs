@@ -16,8 +16,14 @@ use super::{AssertionAlg, VerifyingKey};
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew allowed on exp / iat / nbf.
 pub const LEEWAY_SECONDS: i64 = 30;
-/// exp at most this far after now (+ leeway).
+/// How long an assertion is accepted: until its exp, and no longer than this after its iat
+/// (or, without iat, exp no further than this away). Its jti stays in the replay cache that
+/// long, so the cache holds a few minutes of assertions at most.
 pub const MAX_LIFETIME_SECONDS: i64 = 300;
+/// The furthest exp accepted with an iat: the hour stock clients default to (authlib,
+/// google-auth), though such an assertion is accepted only its first
+/// [`MAX_LIFETIME_SECONDS`].
+pub const MAX_EXP_SECONDS: i64 = 3600;
 pub const MAX_ASSERTION_BYTES: usize = 8192;
 /// At most this many `aud` entries are looked at; more is refused.
 pub const MAX_AUDIENCES: usize = 16;
@@ -67,7 +73,7 @@ pub struct VerifiedAssertion {
 /// Verifies a client assertion: its form and size, its header `alg` (one of
 /// `AssertionAlg`) and `kid` (if present, only that credential is tried; otherwise every
 /// credential of that alg), the signature, then `iss` == `sub` == client_id, `aud`, `exp`
-/// (required, within `MAX_LIFETIME_SECONDS`), `iat`/`nbf` (if present, not in the future)
+/// (required; see `check_times` for how far), `iat`/`nbf` (if present, not in the future)
 /// and `jti` (required). Each error is an `error_description` for `invalid_client`.
 pub fn verify(
     assertion: &str,
@@ -103,11 +109,11 @@ pub fn verify(
         .ok_or_else(|| "no credential of this client verifies the client assertion".to_owned())?;
     let claims = &jws.claims;
     check_parties(claims, expect)?;
-    let exp = check_times(claims, expect.now)?;
+    let accepted_until = check_times(claims, expect.now)?;
     Ok(VerifiedAssertion {
         credential_id: credential.credential_id.to_owned(),
         jti: jws::jti(claims, WHAT)?,
-        replay_until: exp.saturating_add(LEEWAY_SECONDS),
+        replay_until: accepted_until.saturating_add(LEEWAY_SECONDS),
     })
 }
 
@@ -148,25 +154,39 @@ fn check_parties(claims: &Map<String, Value>, expect: &Expectations<'_>) -> Resu
     Ok(())
 }
 
-/// exp, iat and nbf against `now` (RFC 7523 §3 items 4 to 6); returns exp.
+/// exp, iat and nbf against `now` (RFC 7523 §3 items 4 to 6); returns until when the
+/// assertion is accepted: exp, or iat + [`MAX_LIFETIME_SECONDS`] if sooner (RFC 7523 §3
+/// lets a server refuse an iat unreasonably far in the past).
 fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, String> {
     let exp = numeric_date(claims, "exp", WHAT)?
         .ok_or_else(|| "client assertion has no exp".to_owned())?;
     if exp <= now - LEEWAY_SECONDS {
         return Err("client assertion expired".to_owned());
     }
-    if exp > now + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS {
+    let iat = numeric_date(claims, "iat", WHAT)?;
+    let furthest = if iat.is_some() {
+        MAX_EXP_SECONDS
+    } else {
+        MAX_LIFETIME_SECONDS
+    };
+    if exp > now + furthest + LEEWAY_SECONDS {
         return Err(format!(
-            "client assertion exp is more than {MAX_LIFETIME_SECONDS} seconds away"
+            "client assertion exp is more than {furthest} seconds away"
         ));
     }
-    if numeric_date(claims, "iat", WHAT)?.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
+    if iat.is_some_and(|iat| iat > now + LEEWAY_SECONDS) {
         return Err("client assertion iat is in the future".to_owned());
+    }
+    if iat.is_some_and(|iat| iat < now - MAX_LIFETIME_SECONDS - LEEWAY_SECONDS) {
+        return Err(format!(
+            "client assertion is too old: its iat is more than {MAX_LIFETIME_SECONDS} seconds \
+             ago; make a new one per request"
+        ));
     }
     if numeric_date(claims, "nbf", WHAT)?.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
         return Err("client assertion is not valid yet (nbf)".to_owned());
     }
-    Ok(exp)
+    Ok(iat.map_or(exp, |iat| exp.min(iat.saturating_add(MAX_LIFETIME_SECONDS))))
 }
 
 #[cfg(test)]

@@ -146,11 +146,25 @@ fn lifetimes_are_bounded() {
         "client assertion expired"
     );
     assert!(ok(&at("exp", json!(NOW - LEEWAY_SECONDS + 1))).is_ok());
-    let far = NOW + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS;
-    assert!(refused(&at("exp", json!(far + 1))).contains("more than 300 seconds"));
+    // With an iat: exp up to the hour stock clients use, accepted its first 5 minutes.
+    let far = NOW + MAX_EXP_SECONDS + LEEWAY_SECONDS;
+    assert!(refused(&at("exp", json!(far + 1))).contains("more than 3600 seconds"));
     assert_eq!(
         ok(&at("exp", json!(far))).unwrap().replay_until,
-        far + LEEWAY_SECONDS
+        NOW + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS
+    );
+    let old = NOW - MAX_LIFETIME_SECONDS - LEEWAY_SECONDS;
+    assert!(refused(&at("iat", json!(old - 1))).contains("too old"));
+    assert!(ok(&at("iat", json!(old))).is_ok());
+    // Without one: exp at most 5 minutes away.
+    let mut no_iat = claims();
+    no_iat.as_object_mut().unwrap().remove("iat");
+    no_iat["exp"] = json!(NOW + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS + 1);
+    assert!(refused(&no_iat).contains("more than 300 seconds"));
+    no_iat["exp"] = json!(NOW + 200);
+    assert_eq!(
+        ok(&no_iat).unwrap().replay_until,
+        NOW + 200 + LEEWAY_SECONDS
     );
     assert!(refused(&at("exp", json!("tomorrow"))).contains("exp must be a number"));
     let mut no_exp = claims();

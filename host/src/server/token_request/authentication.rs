@@ -12,12 +12,11 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use super::{form_decode, text};
-use crate::client_auth::assertion::{unverified_subject, MAX_ASSERTION_BYTES};
+use crate::client_auth::assertion::{
+    unverified_subject, ASSERTION_TYPE as JWT_BEARER, MAX_ASSERTION_BYTES,
+};
 use crate::redacted::Redacted;
 use crate::server::oauth_error::OAuthError;
-
-/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How the client authenticated, by its RFC 7591 name (what rules see as
 /// `clientAuthentication.method`).

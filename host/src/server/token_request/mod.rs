@@ -15,7 +15,7 @@ use std::fmt;
 
 mod authentication;
 
-pub use authentication::{AuthMethod, ClientAuthentication, ClientProof, JWT_BEARER};
+pub use authentication::{AuthMethod, ClientAuthentication, ClientProof};
 
 use super::oauth_error::OAuthError;
 use super::state::AppState;
@@ -383,7 +383,7 @@ mod tests {
         let form = |extra: &str| {
             format!(
                 "grant_type=client_credentials&client_assertion_type={}&client_assertion={jwt}{extra}",
-                JWT_BEARER.replace(':', "%3A")
+                crate::client_auth::assertion::ASSERTION_TYPE.replace(':', "%3A")
             )
         };
         let req = parse(&form_headers(), form("").as_bytes()).unwrap();
