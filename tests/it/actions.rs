@@ -79,7 +79,9 @@ fn the_event_carries_every_input() {
             "context": {"ip": "198.51.100.4", "userAgent": "curl/8", "hostname": "auth.example.com",
                         "request": {"method": "POST", "body": {"n": 3}},
                         "secrets": {"API_KEY": "k1"},
-                        "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}}}}"#,
+                        "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}},
+                        "clientAuthentication": {"method": "private_key_jwt", "credential_id": "cred_1"},
+                        "dpop": {"jkt": "j1"}}}"#,
     )
     .unwrap();
     let execution = run(
@@ -98,7 +100,9 @@ fn the_event_carries_every_input() {
             "transaction": {"requested_scopes": ["read", "write"]},
             "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}},
             "tenant": {"id": "acme"},
-            "secrets": {"API_KEY": "k1"}
+            "secrets": {"API_KEY": "k1"},
+            "client_authentication": {"method": "private_key_jwt", "credential_id": "cred_1"},
+            "dpop": {"jkt": "j1"}
         })
     );
 }
