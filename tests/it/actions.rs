@@ -41,6 +41,36 @@ fn out(execution: &Execution) -> &serde_json::Value {
 }
 
 #[test]
+fn event_says_how_the_client_proved_itself() {
+    let rule = compile(
+        "exports.onExecuteCredentialsExchange = async (event, api) => {
+           const auth = event.client_authentication;
+           api.accessToken.setCustomClaim('https://t/out', [auth.method, auth.credential_id, event.dpop?.jkt ?? 'none']);
+         };",
+    );
+    // The example event file: private_key_jwt with a DPoP proof.
+    let signed = engine().execute(&rule, &event("private-key-jwt.json"));
+    assert_eq!(
+        out(&signed),
+        &json!([
+            "private_key_jwt",
+            "cred_2xW9vTq4",
+            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+        ])
+    );
+    let basic = RuleInput::from_json(
+        r#"{"context": {"client_authentication": {"method": "client_secret_basic"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out(&engine().execute(&rule, &basic)),
+        &json!(["client_secret_basic", null, "none"])
+    );
+    let plain = engine().execute(&rule, &RuleInput::default());
+    assert_eq!(out(&plain), &json!(["client_secret_post", null, "none"]));
+}
+
+#[test]
 fn the_example_rule_issues_its_claim_and_denies_without_a_tier() {
     let rule = compile_rule_file("actions.js");
     let gold = engine().execute(&rule, &event("gold-client.json"));
