@@ -41,6 +41,30 @@ interface TokenhostTokenSoFar {
   readonly customClaims: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * How the client authenticated: `client_secret_basic` (HTTP Basic), `client_secret_post`
+ * (the secret in the body) or `private_key_jwt` (a signed client assertion). A string, so
+ * that a method added later does not break a rule checking for these.
+ */
+type TokenhostClientAuthenticationMethod =
+  | 'client_secret_basic'
+  | 'client_secret_post'
+  | 'private_key_jwt'
+  | (string & {});
+
+/** How the client proved itself. */
+interface TokenhostClientAuthentication {
+  readonly method: TokenhostClientAuthenticationMethod;
+  /** The public-key credential that verified the client assertion; `null` for a secret. */
+  readonly credential_id: string | null;
+}
+
+/** The DPoP proof (RFC 9449) that came with the request. */
+interface TokenhostDpop {
+  /** The RFC 7638 thumbprint of the proof's key, which the token's `cnf.jkt` carries. */
+  readonly jkt: string;
+}
+
 interface TokenhostContext {
   /** The caller's address (from `X-Forwarded-For` only behind a trusted proxy). */
   readonly ip: string;
@@ -53,6 +77,10 @@ interface TokenhostContext {
   readonly secrets: Readonly<Record<string, string>>;
   /** The token so far, when several rules run in order. */
   readonly accessToken: TokenhostTokenSoFar;
+  /** How the client proved itself. */
+  readonly clientAuthentication: TokenhostClientAuthentication;
+  /** Only when a DPoP proof came with the request (the property is absent otherwise). */
+  readonly dpop?: TokenhostDpop;
 }
 
 /**
@@ -123,6 +151,10 @@ interface TokenhostEvent {
   readonly tenant: { readonly id: string };
   /** The rule's secrets. */
   readonly secrets: Readonly<Record<string, string>>;
+  /** How the client proved itself. */
+  readonly client_authentication: TokenhostClientAuthentication;
+  /** Only when a DPoP proof came with the request (the property is absent otherwise). */
+  readonly dpop?: TokenhostDpop;
 }
 
 /**

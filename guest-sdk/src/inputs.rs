@@ -10,6 +10,7 @@
 
 use javy::quickjs::{Ctx, Object};
 
+use crate::bindings::tokenhost::rule::client_proof::Proof;
 use crate::bindings::tokenhost::rule::types::{Claim, Client, Context};
 use crate::js::{keep_atom, Atom, Js, Kept, Owned};
 
@@ -23,6 +24,10 @@ pub struct Inputs {
     secrets: Kept,
     prior_scope: Kept,
     prior_claims: Kept,
+    client_authentication: Kept,
+    dpop: Kept,
+    /// The rule's `context` or `event`, which gets `dpop` when a proof came.
+    dpop_holder: Kept,
     keys: Keys,
     /// Whether `priorClaims` may be filled here rather than by the prelude's own loop
     /// (see [`Inputs::new`]).
@@ -40,6 +45,9 @@ struct Keys {
     hostname: Atom,
     method: Atom,
     body: Atom,
+    credential_id: Atom,
+    jkt: Atom,
+    dpop: Atom,
 }
 
 /// How the inputs failed to go in (QuickJS out of memory): the message to report.
@@ -65,6 +73,9 @@ impl Inputs {
             secrets: kept("secrets")?,
             prior_scope: kept("priorScope")?,
             prior_claims: kept("priorClaims")?,
+            client_authentication: kept("clientAuthentication")?,
+            dpop: kept("dpop")?,
+            dpop_holder: kept("dpopHolder")?,
             keys: Keys {
                 id: keep_atom(cx, "id"),
                 name: keep_atom(cx, "name"),
@@ -75,6 +86,9 @@ impl Inputs {
                 hostname: keep_atom(cx, "hostname"),
                 method: keep_atom(cx, "method"),
                 body: keep_atom(cx, "body"),
+                credential_id: keep_atom(cx, "credential_id"),
+                jkt: keep_atom(cx, "jkt"),
+                dpop: keep_atom(cx, "dpop"),
             },
             claims_here,
         })
@@ -106,9 +120,10 @@ impl Inputs {
         Ok(())
     }
 
-    /// Writes one execution's inputs, in the order they were always written. Returns what
-    /// `run` takes after the audience: the prior claims as `[name, JSON]` pairs when the
-    /// prelude must parse them itself.
+    /// Writes one execution's inputs, in the order they were always written (`proof`, which
+    /// came later, last but for the prior claims). Returns what `run` takes after the
+    /// audience: the prior claims as `[name, JSON]` pairs when the prelude must parse them
+    /// itself.
     pub fn fill<'js>(
         &self,
         js: Js<'js>,
@@ -116,6 +131,7 @@ impl Inputs {
         client: &Client,
         scope: &[String],
         context: &Context,
+        proof: &Proof,
     ) -> Result<Owned<'js>, Unfilled> {
         let k = &self.keys;
         let set_text = |object: Kept, key: Atom, text: &str| -> Result<(), Unfilled> {
@@ -155,6 +171,23 @@ impl Inputs {
 
         let prior = &context.access_token;
         fill_list(js, self.prior_scope, &prior.scope)?;
+
+        // The prelude's objects start as `{method: '', credential_id: null}` and `{jkt: ''}`,
+        // and the holder without `dpop`: only what differs is written.
+        let authentication = &proof.authentication;
+        set_text(self.client_authentication, k.method, &authentication.method)?;
+        if let Some(id) = &authentication.credential_id {
+            set_text(self.client_authentication, k.credential_id, id)?;
+        }
+        if let Some(binding) = &proof.dpop {
+            set_text(self.dpop, k.jkt, &binding.jkt)?;
+            // Defined, as the literal `{..., dpop}` would: the rule's own properties of the
+            // prototype chain cannot see or intercept it.
+            if !js.define(self.dpop_holder.raw(), k.dpop, js.dup(self.dpop.raw())) {
+                return Err(unfilled());
+            }
+        }
+
         if self.claims_here && fill_claims(js, cx, self.prior_claims, &prior.custom_claims) {
             return Ok(js.undefined());
         }

@@ -195,6 +195,14 @@ impl<'js> Js<'js> {
         unsafe { qjs::JS_SetProperty(self.cx, object, atom, value.into_raw()) >= 0 }
     }
 
+    /// Defines `object[atom]` as an own enumerable, writable, configurable data property,
+    /// as an object literal does: no setter or `__proto__` of the prototype chain runs.
+    pub fn define(self, object: Raw, atom: Atom, value: Owned<'js>) -> bool {
+        let flags = qjs::JS_PROP_C_W_E as _;
+        // SAFETY: JS_DefinePropertyValue takes over the reference to `value`.
+        unsafe { qjs::JS_DefinePropertyValue(self.cx, object, atom, value.into_raw(), flags) >= 0 }
+    }
+
     pub fn set_index(self, array: Raw, index: u32, value: Owned<'js>) -> bool {
         // SAFETY: JS_SetPropertyUint32 takes over the reference to `value`.
         unsafe { qjs::JS_SetPropertyUint32(self.cx, array, index, value.into_raw()) >= 0 }

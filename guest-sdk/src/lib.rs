@@ -42,6 +42,7 @@ mod bindings {
 }
 
 use bindings::tokenhost::rule::cache;
+use bindings::tokenhost::rule::client_proof::{self, Proof};
 use bindings::tokenhost::rule::types::{
     AccessToken, Client, Context, FailureKind, LogLevel, RuleError, RuleFailure,
 };
@@ -318,6 +319,8 @@ impl bindings::Guest for Component {
                 "an instance of the rule runtime runs one execution",
             ));
         }
+        // One call per execution: the answer cannot change during it.
+        let proof = client_proof::get();
         let result = GUEST.with(|cell| match cell.get() {
             Some(guest) => execute(
                 &guest.runtime,
@@ -326,6 +329,7 @@ impl bindings::Guest for Component {
                 &scope,
                 &audience,
                 &context,
+                &proof,
             ),
             None => Err(failure(
                 FailureKind::Exception,
@@ -335,7 +339,7 @@ impl bindings::Guest for Component {
         });
         // The instance is discarded after this call: freeing the inputs would be work for
         // nothing.
-        std::mem::forget((client, scope, audience, context));
+        std::mem::forget((client, scope, audience, context, proof));
         result
     }
 }
@@ -358,10 +362,11 @@ fn execute(
     scope: &[String],
     audience: &str,
     context: &Context,
+    proof: &Proof,
 ) -> Result<AccessToken, RuleError> {
     runtime
         .context()
-        .with(|cx| start(glue, &cx, client, scope, audience, context))
+        .with(|cx| start(glue, &cx, client, scope, audience, context, proof))
         .map_err(|message| failure(FailureKind::Exception, "InternalError", &message))?;
 
     // Drain promise jobs: an async rule settles here. Nothing else can be pending (no
@@ -399,11 +404,12 @@ fn start(
     scope: &[String],
     audience: &str,
     context: &Context,
+    proof: &Proof,
 ) -> Result<(), String> {
     let js = Js::new(cx);
     let prior_pairs = glue
         .inputs
-        .fill(js, cx, client, scope, context)
+        .fill(js, cx, client, scope, context, proof)
         .map_err(|Unfilled(message)| message)?;
     let audience = js
         .string(audience)

@@ -251,6 +251,10 @@
   // The token as earlier rules of the chain left it.
   const priorScope = [];
   const priorClaims = {};
+  // How the client proved itself (the same object in both styles); `dpop` is given to the
+  // rule's `context` or `event` only when a DPoP proof came with the request.
+  const clientAuthentication = { method: '', credential_id: null };
+  const dpop = { jkt: '' };
 
   // lib.rs fills `priorClaims` itself, which skips the array iteration the claims once went
   // through here; when the rule has replaced the iteration built-ins, that would show, so
@@ -281,6 +285,7 @@
     webtask: { secrets },
     secrets,
     accessToken: { scope: priorScope, customClaims: priorClaims },
+    clientAuthentication,
   };
   // Indented as they were when each execution created them, so that a rule printing one
   // still sees the same source text.
@@ -397,6 +402,7 @@
     accessToken: { scope: priorScope, customClaims: priorClaims },
     tenant: { id: undefined },
     secrets,
+    client_authentication: clientAuthentication,
   };
   // Finishing issues the token as it stands then; a deny before that already decided.
   const [finish, onActionRejected] = (function () {
@@ -493,7 +499,11 @@
   // What lib.rs needs, once the rule is loaded, to fill in the inputs and to read outcomes
   // itself where that is invisible.
   function layout() {
-    return { client, metadata, scope, request, body, secrets, priorScope, priorClaims, state, builtins: BUILTINS };
+    const dpopHolder = style === 'actions' ? event : context;
+    return {
+      client, metadata, scope, request, body, secrets, priorScope, priorClaims,
+      clientAuthentication, dpop, dpopHolder, state, builtins: BUILTINS,
+    };
   }
 
   function location(e, field, pattern) {

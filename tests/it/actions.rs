@@ -41,6 +41,36 @@ fn out(execution: &Execution) -> &serde_json::Value {
 }
 
 #[test]
+fn event_says_how_the_client_proved_itself() {
+    let rule = compile(
+        "exports.onExecuteCredentialsExchange = async (event, api) => {
+           const auth = event.client_authentication;
+           api.accessToken.setCustomClaim('https://t/out', [auth.method, auth.credential_id, event.dpop?.jkt ?? 'none']);
+         };",
+    );
+    // The example event file: private_key_jwt with a DPoP proof.
+    let signed = engine().execute(&rule, &event("private-key-jwt.json"));
+    assert_eq!(
+        out(&signed),
+        &json!([
+            "private_key_jwt",
+            "cred_2xW9vTq4",
+            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+        ])
+    );
+    let basic = RuleInput::from_json(
+        r#"{"context": {"client_authentication": {"method": "client_secret_basic"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out(&engine().execute(&rule, &basic)),
+        &json!(["client_secret_basic", null, "none"])
+    );
+    let plain = engine().execute(&rule, &RuleInput::default());
+    assert_eq!(out(&plain), &json!(["client_secret_post", null, "none"]));
+}
+
+#[test]
 fn the_example_rule_issues_its_claim_and_denies_without_a_tier() {
     let rule = compile_rule_file("actions.js");
     let gold = engine().execute(&rule, &event("gold-client.json"));
@@ -79,7 +109,9 @@ fn the_event_carries_every_input() {
             "context": {"ip": "198.51.100.4", "userAgent": "curl/8", "hostname": "auth.example.com",
                         "request": {"method": "POST", "body": {"n": 3}},
                         "secrets": {"API_KEY": "k1"},
-                        "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}}}}"#,
+                        "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}},
+                        "clientAuthentication": {"method": "private_key_jwt", "credential_id": "cred_1"},
+                        "dpop": {"jkt": "j1"}}}"#,
     )
     .unwrap();
     let execution = run(
@@ -98,7 +130,9 @@ fn the_event_carries_every_input() {
             "transaction": {"requested_scopes": ["read", "write"]},
             "accessToken": {"scope": ["read", "write"], "customClaims": {"https://t/first": 1}},
             "tenant": {"id": "acme"},
-            "secrets": {"API_KEY": "k1"}
+            "secrets": {"API_KEY": "k1"},
+            "client_authentication": {"method": "private_key_jwt", "credential_id": "cred_1"},
+            "dpop": {"jkt": "j1"}
         })
     );
 }

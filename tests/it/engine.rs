@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use tests::{compile, compile_rule_file, engine, event, run, SEED_RULE};
 use tokenhost::rules::{
-    ArtifactKey, CompileError, DenialCode, Failure, Level, Outcome, RuleInput, Token,
+    ArtifactKey, ClientAuthenticationInfo, CompileError, DenialCode, DpopInfo, Failure, Level,
+    Outcome, RuleInput, Token,
 };
 
 fn token(outcome: &Outcome) -> &Token {
@@ -285,6 +286,68 @@ fn context_carries_request_and_secrets() {
     assert_eq!(
         token(&execution.outcome).claims["https://t/v"],
         json!(["198.51.100.4", 3, "k1", "k1", "default"])
+    );
+}
+
+#[test]
+fn context_says_how_the_client_proved_itself() {
+    let rule = compile(
+        "module.exports = function (c, s, a, ctx, cb) {
+           var auth = ctx.clientAuthentication;
+           cb(null, {'https://t/auth': [auth.method, auth.credential_id],
+                     'https://t/dpop': 'dpop' in ctx ? ctx.dpop.jkt : 'none'});
+         };",
+    );
+    let bound = RuleInput {
+        client_authentication: ClientAuthenticationInfo {
+            method: "private_key_jwt".into(),
+            credential_id: Some("cred_7".into()),
+        },
+        dpop: Some(DpopInfo {
+            jkt: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".into(),
+        }),
+        ..RuleInput::default()
+    };
+    let execution = engine().execute(&rule, &bound);
+    let claims = &token(&execution.outcome).claims;
+    assert_eq!(
+        claims["https://t/auth"],
+        json!(["private_key_jwt", "cred_7"])
+    );
+    assert_eq!(
+        claims["https://t/dpop"],
+        json!("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+    );
+
+    // The defaults, on the same rule after a DPoP-bound execution: a secret in the body, no
+    // credential (null), and no `dpop` at all.
+    let execution = engine().execute(&rule, &RuleInput::default());
+    let claims = &token(&execution.outcome).claims;
+    assert_eq!(
+        claims["https://t/auth"],
+        json!(["client_secret_post", null])
+    );
+    assert_eq!(claims["https://t/dpop"], json!("none"));
+}
+
+#[test]
+fn a_prototype_setter_named_dpop_never_sees_the_proof() {
+    // `dpop` is defined on the context as a literal would define it, not assigned.
+    let input = RuleInput {
+        dpop: Some(DpopInfo { jkt: "k".into() }),
+        ..RuleInput::default()
+    };
+    let execution = run(
+        "var seen = 'nothing';
+         Object.defineProperty(Object.prototype, 'dpop', {set: function (v) { seen = v.jkt; }, configurable: true});
+         module.exports = function (c, s, a, ctx, cb) {
+           cb(null, {'https://t/v': [seen, Object.keys(ctx).indexOf('dpop') !== -1, ctx.dpop.jkt]});
+         };",
+        &input,
+    );
+    assert_eq!(
+        token(&execution.outcome).claims["https://t/v"],
+        json!(["nothing", true, "k"])
     );
 }
 

@@ -465,6 +465,25 @@ async fn the_test_endpoint_reports_saved_and_unsaved_rules_and_issues_nothing() 
         "from the event"
     );
 
+    // How the client proved itself comes from the event, as in `run-rule`.
+    let proof = "module.exports = function (c, s, a, ctx, cb) { cb(null, {'https://t.dev/proof': [ctx.clientAuthentication.method, ctx.clientAuthentication.credential_id, ctx.dpop && ctx.dpop.jkt]}); };";
+    let signed = json!({"context": {"clientAuthentication": {"method": "private_key_jwt", "credential_id": "cred_1"}, "dpop": {"jkt": "j1"}}});
+    for (event, expected) in [
+        (signed, json!(["private_key_jwt", "cred_1", "j1"])),
+        (json!({}), json!(["client_secret_post", null, null])),
+    ] {
+        let (status, report) = server
+            .api(
+                &admin,
+                Method::POST,
+                &path,
+                Some(json!({"event": event, "script": proof})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["token"]["claims"]["https://t.dev/proof"], expected);
+    }
+
     let failing = "module.exports = function (c, s, a, ctx, cb) { null.boom(); };";
     let (status, report) = server
         .api(

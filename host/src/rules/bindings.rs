@@ -7,11 +7,11 @@ wasmtime::component::bindgen!({
     path: "../wit/rule.wit",
     world: "credentials-exchange",
     // `execute` is called with `call_async` so that a long execution can yield its thread
-    // at every epoch tick; the imports (log, cache) are quick and stay synchronous.
+    // at every epoch tick; the imports (log, cache, client-proof) are quick and stay synchronous.
     exports: { default: async },
 });
 
 // The world `use`s these at its top level already; the rest come from the interface.
 pub use tokenhost::rule::types::{BodyField, Claim, FailureKind, RequestInfo};
 
-pub use tokenhost::rule::cache;
+pub use tokenhost::rule::{cache, client_proof};

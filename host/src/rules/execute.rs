@@ -58,7 +58,7 @@ impl RuleEngine {
             limits,
             deadline,
             rule.cache().clone(),
-            input.secrets.clone(),
+            input,
             &self.slow_lane,
         ) {
             Ok(store) => store,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bindings;
+use super::bindings::{self, client_proof};
 use super::secrets::RuleSecrets;
 use crate::redacted::SecretNames;
 
@@ -70,6 +70,34 @@ pub struct TokenSoFar {
     pub custom_claims: Map<String, Value>,
 }
 
+/// How the client proved itself (`context.clientAuthentication`,
+/// `event.client_authentication`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ClientAuthenticationInfo {
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    pub method: String,
+    /// The public-key credential that verified the client assertion; `None` (JS `null`)
+    /// for a client secret.
+    pub credential_id: Option<String>,
+}
+
+impl Default for ClientAuthenticationInfo {
+    fn default() -> Self {
+        ClientAuthenticationInfo {
+            method: "client_secret_post".into(),
+            credential_id: None,
+        }
+    }
+}
+
+/// The DPoP proof that came with the request (`context.dpop`, `event.dpop`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DpopInfo {
+    /// The RFC 7638 thumbprint of the proof's key, which the token's `cnf.jkt` carries.
+    pub jkt: String,
+}
+
 #[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 struct Webtask {
@@ -99,6 +127,9 @@ struct ContextFile {
     webtask: Webtask,
     #[serde(alias = "access_token", rename = "accessToken")]
     access_token: TokenSoFar,
+    #[serde(alias = "client_authentication", rename = "clientAuthentication")]
+    client_authentication: ClientAuthenticationInfo,
+    dpop: Option<DpopInfo>,
 }
 
 impl fmt::Debug for ContextFile {
@@ -111,6 +142,8 @@ impl fmt::Debug for ContextFile {
             .field("secrets", &SecretNames(&self.secrets))
             .field("webtask", &self.webtask)
             .field("access_token", &self.access_token)
+            .field("client_authentication", &self.client_authentication)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -146,6 +179,10 @@ pub struct RuleInput {
     /// Shared: a chain hands each rule its own from the catalog without copying them.
     pub secrets: Arc<RuleSecrets>,
     pub token_so_far: TokenSoFar,
+    /// How the client authenticated.
+    pub client_authentication: ClientAuthenticationInfo,
+    /// The DPoP proof's key, when one came with the request.
+    pub dpop: Option<DpopInfo>,
 }
 
 impl fmt::Debug for RuleInput {
@@ -157,6 +194,8 @@ impl fmt::Debug for RuleInput {
             .field("request", &self.request)
             .field("secrets", &self.secrets)
             .field("token_so_far", &self.token_so_far)
+            .field("client_authentication", &self.client_authentication)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -189,6 +228,8 @@ impl From<EventFile> for RuleInput {
             request,
             secrets: Arc::new(RuleSecrets::new(secrets)),
             token_so_far: ctx.access_token,
+            client_authentication: ctx.client_authentication,
+            dpop: ctx.dpop,
         }
     }
 }
@@ -240,6 +281,20 @@ impl RuleInput {
             },
         }
     }
+
+    /// What the `client-proof` import answers for this execution.
+    pub(crate) fn wit_proof(&self) -> client_proof::Proof {
+        let authentication = &self.client_authentication;
+        client_proof::Proof {
+            authentication: client_proof::ClientAuthentication {
+                method: authentication.method.clone(),
+                credential_id: authentication.credential_id.clone(),
+            },
+            dpop: self.dpop.as_ref().map(|dpop| client_proof::DpopBinding {
+                jkt: dpop.jkt.clone(),
+            }),
+        }
+    }
 }
 
 fn pairs(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -269,6 +324,47 @@ mod tests {
         assert_eq!(input.request.user_agent, "curl");
         assert_eq!(input.secrets.get("k"), Some("v"));
         assert_eq!(input.token_so_far.scope, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn client_authentication_and_dpop_in_either_spelling() {
+        let expected = ClientAuthenticationInfo {
+            method: "private_key_jwt".into(),
+            credential_id: Some("cred_1".into()),
+        };
+        for key in ["clientAuthentication", "client_authentication"] {
+            let input = RuleInput::from_json(&format!(
+                r#"{{"context": {{"{key}": {{"method": "private_key_jwt", "credential_id": "cred_1"}},
+                    "dpop": {{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}}}}}"#
+            ))
+            .expect("parse");
+            assert_eq!(input.client_authentication, expected, "{key}");
+            assert_eq!(
+                input.dpop.as_ref().map(|d| d.jkt.as_str()),
+                Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+            );
+        }
+        let shown = format!(
+            "{:?}",
+            RuleInput::from_json(r#"{"context": {"dpop": {"jkt": "abc"}}}"#).expect("parse")
+        );
+        assert!(
+            shown.contains("client_secret_post") && shown.contains("abc"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn without_them_a_secret_sent_in_the_body_and_no_dpop() {
+        for json in [
+            "{}",
+            r#"{"context": {"dpop": null, "clientAuthentication": {}}}"#,
+        ] {
+            let input = RuleInput::from_json(json).expect("parse");
+            assert_eq!(input.client_authentication.method, "client_secret_post");
+            assert_eq!(input.client_authentication.credential_id, None);
+            assert_eq!(input.dpop, None);
+        }
     }
 
     #[test]

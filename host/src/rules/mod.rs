@@ -31,7 +31,9 @@ pub use console::{
 pub use engine::{
     EngineError, RuleEngine, CORE_INSTANCES_PER_RULE, MEMORIES_PER_RULE, TABLES_PER_RULE,
 };
-pub use input::{ClientInfo, RequestInfo, RuleInput, TokenSoFar};
+pub use input::{
+    ClientAuthenticationInfo, ClientInfo, DpopInfo, RequestInfo, RuleInput, TokenSoFar,
+};
 pub use limits::*;
 pub use outcome::{Denial, DenialCode, Execution, Failure, Level, LogLine, Outcome, Token};
 pub use secrets::{RuleSecrets, REDACTED};

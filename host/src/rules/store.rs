@@ -3,19 +3,18 @@
 //! [`new_store`] is the only way an execution gets a `Store`, so no call path can forget
 //! fuel, the memory cap or the deadline.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, cache as wit_cache, LogLevel};
+use super::bindings::{self, cache as wit_cache, client_proof, LogLevel};
 use super::cache::{CacheError, RuleCache};
 use super::console::Logs;
+use super::input::RuleInput;
 use super::lanes::{SlowLane, Turn};
 use super::limits::Limits;
 use super::outcome::Level;
-use super::secrets::RuleSecrets;
 
 /// How often the engine's epoch advances: the deadline's resolution, and the longest a
 /// running guest keeps a server worker before yielding it to other requests.
@@ -66,6 +65,8 @@ pub(crate) struct StoreData {
     pub(crate) logs: Logs,
     /// The executing rule's cache: the one thing its executions share.
     cache: RuleCache,
+    /// What the `client-proof` import answers: this execution's, from its input.
+    proof: client_proof::Proof,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -126,22 +127,30 @@ impl wit_cache::Host for StoreData {
     }
 }
 
-/// A fresh store with every limit set, reaching `cache` and capturing logs redacted with
-/// `secrets` (both the executing rule's); its guest must be called with wasmtime's `*_async` methods (it yields at epoch ticks). The guest
-/// sees an empty WASI context: no filesystem, environment, arguments or network; only
-/// clocks and randomness.
+impl client_proof::Host for StoreData {
+    fn get(&mut self) -> client_proof::Proof {
+        self.proof.clone()
+    }
+}
+
+/// A fresh store with every limit set, reaching `cache` (the executing rule's), capturing
+/// logs redacted with `input`'s secrets and answering `client-proof` from `input`; its
+/// guest must be called with wasmtime's `*_async` methods (it yields at epoch ticks). The
+/// guest sees an empty WASI context: no filesystem, environment, arguments or network;
+/// only clocks and randomness.
 pub(crate) fn new_store(
     engine: &Engine,
     limits: &Limits,
     deadline: Instant,
     cache: RuleCache,
-    secrets: Arc<RuleSecrets>,
+    input: &RuleInput,
     lane: &SlowLane,
 ) -> wasmtime::Result<Store<StoreData>> {
     let data = StoreData {
         limiter: Limiter::new(limits.memory_bytes),
-        logs: Logs::new(limits.max_log_bytes, secrets),
+        logs: Logs::new(limits.max_log_bytes, input.secrets.clone()),
         cache,
+        proof: input.wit_proof(),
         wasi: WasiCtx::builder().build(),
         table: ResourceTable::new(),
     };

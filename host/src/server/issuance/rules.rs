@@ -117,5 +117,7 @@ fn input(
             scope,
             custom_claims: Default::default(),
         },
+        client_authentication: Default::default(),
+        dpop: None,
     }
 }
