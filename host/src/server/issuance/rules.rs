@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::{Authenticated, Binding, Caller, Refusal};
 use crate::rules::{
-    ChainRule, ClientInfo, DenialCode, Outcome, RequestInfo, RuleInput, Token, TokenSoFar,
+    ChainRule, ClientAuthenticationInfo, ClientInfo, DenialCode, DpopInfo, Outcome, RequestInfo,
+    RuleInput, Token, TokenSoFar,
 };
 use crate::server::catalog::Catalog;
 use crate::server::rule_logs::{self, RequestContext};
@@ -95,7 +96,6 @@ fn input(
     scope: Vec<String>,
 ) -> RuleInput {
     let client = &proof.authenticated.client;
-    let _ = proof.binding;
     RuleInput {
         client: ClientInfo {
             id: client.client_id.clone(),
@@ -117,7 +117,10 @@ fn input(
             scope,
             custom_claims: Default::default(),
         },
-        client_authentication: Default::default(),
-        dpop: None,
+        client_authentication: ClientAuthenticationInfo {
+            method: proof.authenticated.method.as_str().to_owned(),
+            credential_id: proof.authenticated.credential_id.clone(),
+        },
+        dpop: proof.binding.map(|b| DpopInfo { jkt: b.jkt.clone() }),
     }
 }
