@@ -15,6 +15,18 @@ use tests::server::{split, TestServer, ISSUER};
 
 const API: &str = "https://pkjwt.example/api";
 
+/// Copies what the rule is told of the client's proof into claims.
+const PROOF_RULE: &str = r#"
+module.exports = function (client, scope, audience, context, cb) {
+  var auth = context.clientAuthentication;
+  var token = { scope: scope };
+  token['https://t.example/method'] = auth.method;
+  token['https://t.example/credential'] = auth.credential_id;
+  token['https://t.example/jkt'] = context.dpop ? context.dpop.jkt : null;
+  cb(null, token);
+};
+"#;
+
 fn token_endpoint() -> String {
     format!("{ISSUER}oauth/token")
 }
@@ -337,7 +349,8 @@ async fn a_dpop_proof_binds_the_token_to_its_key_and_bad_proofs_are_refused() {
     let (id, _) = server
         .setup_client(&admin, API, "ES256", &["read"], json!({}))
         .await;
-    use_key(&server, &admin, &id, &keys.read("public.pem"), "ES256").await;
+    let credential = use_key(&server, &admin, &id, &keys.read("public.pem"), "ES256").await;
+    server.add_rule(&admin, "proof", PROOF_RULE).await;
 
     let answer = authlib_token(&server, &id, &keys, Some(&proof_key));
     assert_eq!(answer["status"], 200, "{answer}");
@@ -349,6 +362,10 @@ async fn a_dpop_proof_binds_the_token_to_its_key_and_bad_proofs_are_refused() {
         claims["cnf"]["jkt"], answer["jkt"],
         "cnf.jkt is joserfc's thumbprint"
     );
+    // The rule saw how the client proved itself and the key the token is bound to.
+    assert_eq!(claims["https://t.example/method"], "private_key_jwt");
+    assert_eq!(claims["https://t.example/credential"], credential["id"]);
+    assert_eq!(claims["https://t.example/jkt"], answer["jkt"]);
 
     // Bad proofs, with a client secret this time (a second client).
     let (id2, secret2) = server
@@ -387,6 +404,11 @@ async fn a_dpop_proof_binds_the_token_to_its_key_and_bad_proofs_are_refused() {
     let (status, body) = send(fine.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
+    let claims = server
+        .verify(body["access_token"].as_str().unwrap(), API)
+        .await;
+    assert_eq!(claims["https://t.example/method"], "client_secret_post");
+    assert_eq!(claims["https://t.example/credential"], Value::Null);
     for (what, bad) in [
         ("replayed", fine),
         (
