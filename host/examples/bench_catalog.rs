@@ -50,6 +50,8 @@ fn client(id: &str) -> Client {
         }],
         created_at: 1,
         token_rate_limit: None,
+        authentication: Default::default(),
+        credentials: Vec::new(),
     }
 }
 
