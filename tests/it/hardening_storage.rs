@@ -95,7 +95,7 @@ fn legacy_key(alg: &'static str, state: &'static str) -> LegacyKey {
 }
 
 /// Turns the stopped server's database into one a release before sealing left (migration
-/// 0006 undone, if this build has it) whose signing keys are `keys`, in the clear.
+/// 0006 and those after undone, if this build has them) whose signing keys are `keys`, in the clear.
 fn plant_legacy_keys(server: &TestServer, keys: &[LegacyKey]) {
     let conn = open_db(server);
     let sealing_schema: bool = conn
@@ -107,17 +107,18 @@ fn plant_legacy_keys(server: &TestServer, keys: &[LegacyKey]) {
         )
         .unwrap();
     if sealing_schema {
+        // Migration 0007 (client credentials, the replay cache) first: it came later.
         conn.execute_batch(
-            "DROP INDEX audit_log_at;
+            "DROP TABLE IF EXISTS replay_cache;
+             ALTER TABLE clients DROP COLUMN authentication;
+             ALTER TABLE clients DROP COLUMN credentials;
+             DROP INDEX audit_log_at;
              ALTER TABLE signing_keys DROP COLUMN private_format;
              ALTER TABLE signing_keys RENAME COLUMN private_key TO private_der;",
         )
         .unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .unwrap();
-        conn.pragma_update(None, "user_version", version - 1)
-            .unwrap();
+        // Migrations 0001 to 0005 applied.
+        conn.pragma_update(None, "user_version", 5).unwrap();
     }
     conn.execute("DELETE FROM signing_keys", []).unwrap();
     for key in keys {
