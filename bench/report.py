@@ -88,13 +88,34 @@ def markdown_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *body])
 
 
+# Phases without rules whose client authenticates otherwise than by its secret (run.py).
+AUTH_CONFIGS = ("pkjwt", "dpop")
+AUTH_NAMES = {"none": "client_secret_post", "pkjwt": "private_key_jwt (ES256 assertion)",
+              "dpop": "private_key_jwt + DPoP proof"}
+
+
+def auth_costs(by: dict) -> list[tuple[str, ...]]:
+    """What authenticating with a client assertion, and binding with DPoP, add over a secret
+    (ES256 APIs, no rule)."""
+    base = by.get(("none", "ES256"))
+    out = []
+    for config in ("none", *AUTH_CONFIGS):
+        p = by.get((config, "ES256"))
+        if p is None or base is None:
+            continue
+        added = p.server_us_per_token - base.server_us_per_token
+        out.append((AUTH_NAMES[config], "ES256", f"{p.tokens_per_s:,.0f}", f"{p.server_us_per_token:.0f}",
+                    "" if config == "none" else f"{added:+.0f}"))
+    return out
+
+
 def rule_costs(by: dict, algs, configs, isolated: dict | None) -> list[tuple[str, ...]]:
     """Per rule configuration and algorithm: server µs/token over the no-rule phase, beside
     the seed rule's execution alone (bench_rules: fresh instance each time, median)."""
     alone = isolated["seed"]["median_us"] if isolated else float("nan")
     out = []
     for config in configs:
-        if config == "none":
+        if config == "none" or config in AUTH_CONFIGS:
             continue
         for alg in algs:
             added = by[(config, alg)].server_us_per_token - by[("none", alg)].server_us_per_token
@@ -146,6 +167,10 @@ def report(phases: list[Phase], args, load: float, isolated: dict | None, signat
     print()
     print(table(("rules", "alg", "in the server, µs/token over none", "seed alone, µs (bench_rules)", "ratio"),
                 rule_costs(by, args.algs, args.configs, isolated)))
+    if any(c in AUTH_CONFIGS for c, _ in by):
+        print()
+        print(table(("client authentication", "alg", "tokens/s", "server µs/token", "over the secret, µs"),
+                    auth_costs(by)))
     if isolated:
         print()
         print(f"Alone (bench_rules, same run, fresh instance per execution): seed median "

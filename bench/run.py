@@ -10,6 +10,10 @@ signature per algorithm) examples. It prints throughput, latency and server CPU 
 per phase, what the rules add in the server beside the seed rule's cost alone, the
 signatures, and whether the targets (bench/report.py) are met, all from this one run.
 
+The pkjwt and dpop phases (ES256 only, no rule) authenticate with a client assertion
+instead of the secret, dpop also with a DPoP proof: each may be used once, so
+`bench_assertions` signs a file of them before each phase and token.lua walks it.
+
 `--configs none,seed,component` adds a phase with the Rust rule component of the tests
 (tests/fixtures/rust-rule.wasm) instead of JS: what a rule's wasm instance costs without
 the JS interpreter.
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Phase, report  # noqa: E402  (the report and its targets)
+from report import AUTH_CONFIGS, Phase, report  # noqa: E402  (the report and its targets)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -94,13 +98,18 @@ module.exports = function (client, scope, audience, context, cb) {
 };
 """
 
-CONFIGS = ("none", "seed", "chain")
+CONFIGS = ("none", "seed", "chain", "pkjwt", "dpop")
 CONFIG_RULES = {
     "none": (),
     "seed": ("seed",),
     "chain": ("seed", "tier", "request"),
     "component": ("rust",),
+    # No rule; the client authenticates with an ES256 client assertion (private_key_jwt)
+    # instead of its secret, and with dpop also sends a DPoP proof (ES256 APIs only).
+    "pkjwt": (),
+    "dpop": (),
 }
+TOKEN_ENDPOINT = ISSUER + "oauth/token"
 
 
 
@@ -283,6 +292,8 @@ class Setup:
     client_id: str
     client_secret: str
     rule_ids: dict[str, str] = field(default_factory=dict)  # "seed" | "tier" | "request" -> id
+    # The client's ES256 key for private_key_jwt (bench_assertions keygen), when built.
+    key_dir: Path | None = None
 
 
 def set_up(api: Api) -> Setup:
@@ -320,6 +331,39 @@ def set_up(api: Api) -> Setup:
     return setup
 
 
+def add_credential(api: Api, setup: Setup, args) -> None:
+    """Gives the client an ES256 credential for private_key_jwt; its secret keeps working."""
+    setup.key_dir = Path(tempfile.mkdtemp(prefix="tokenhost-bench-key-"))
+    assertions(args, "keygen", str(setup.key_dir))
+    pem = (setup.key_dir / "public.pem").read_text()
+    credential = api.mgmt(
+        "POST",
+        f"/api/v2/clients/{setup.client_id}/credentials",
+        {"credential_type": "public_key", "name": "bench", "pem": pem, "alg": "ES256"},
+    )
+    api.mgmt(
+        "PATCH",
+        f"/api/v2/clients/{setup.client_id}",
+        {"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": credential["id"]}]}}},
+    )
+
+
+def assertions(args, *command: str) -> None:
+    path = args.examples / "bench_assertions"
+    proc = subprocess.run([str(path), *command], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise BenchError(f"bench_assertions exited with {proc.returncode}:\n{proc.stderr}")
+
+
+def request_file(args, setup: Setup, config: str, alg: str, count: int) -> Path:
+    """`count` single-use requests of `config` (pkjwt or dpop), signed now."""
+    out = setup.key_dir / f"{config}-{alg}.txt"
+    flags = ["--dpop"] if config == "dpop" else []
+    assertions(args, "sign", str(setup.key_dir), setup.client_id, TOKEN_ENDPOINT, AUDIENCES[alg],
+               str(count), str(out), *flags)
+    return out
+
+
 def configure(api: Api, setup: Setup, config: str) -> None:
     """Enables exactly the rules of `config`."""
     wanted = CONFIG_RULES[config]
@@ -327,10 +371,27 @@ def configure(api: Api, setup: Setup, config: str) -> None:
         api.mgmt("PATCH", f"/api/v2/rules/{rule_id}", {"enabled": name in wanted})
 
 
-def verify(api: Api, setup: Setup, config: str, alg: str) -> None:
-    """One token of this phase carries what its rules promise (payload only, no signature)."""
+def verify(api: Api, setup: Setup, config: str, alg: str, args) -> None:
+    """One token of this phase carries what its rules and its client authentication promise
+    (payload only, no signature)."""
     audience = AUDIENCES[alg]
-    resp = api.token(setup.client_id, setup.client_secret, audience)
+    if config in AUTH_CONFIGS:
+        line = request_file(args, setup, config, alg, 1).read_text().strip()
+        body, _, proof = line.partition("\t")
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": BENCH_UA}
+        if proof:
+            headers["DPoP"] = proof
+        status, data = api.request("POST", "/oauth/token", body.encode(), headers)
+        if status != 200:
+            raise BenchError(f"{config} token request for {audience} gave {status}: {data[:500]!r}")
+        resp = json.loads(data)
+        want_type = "DPoP" if config == "dpop" else "Bearer"
+        if resp.get("token_type") != want_type:
+            raise BenchError(f"{config}: token_type {resp.get('token_type')!r}, expected {want_type!r}")
+        if ("cnf" in jwt_part(resp["access_token"], 1)) != (config == "dpop"):
+            raise BenchError(f"{config}: the token's cnf is {'missing' if config == 'dpop' else 'unexpected'}")
+    else:
+        resp = api.token(setup.client_id, setup.client_secret, audience)
     header, claims = jwt_part(resp["access_token"], 0), jwt_part(resp["access_token"], 1)
     expected: dict[str, object] = {
         "iss": ISSUER,
@@ -396,8 +457,19 @@ def ensure_wrk() -> str:
     return path
 
 
-def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args, seconds: float) -> Phase:
-    body = token_body(setup.client_id, setup.client_secret, AUDIENCES[alg])
+# Tokens per second to sign single-use requests for before a measured rate is known.
+DEFAULT_RATE_HINT = 20_000
+
+
+def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args, seconds: float,
+            rate_hint: float = DEFAULT_RATE_HINT) -> Phase:
+    env = dict(os.environ, BENCH_THREADS=str(args.threads))
+    if config in AUTH_CONFIGS:
+        # Each request may be sent once: enough of them, with margin, for this phase.
+        count = int(rate_hint * 1.6 * max(1, round(seconds))) + 2_000
+        env["BENCH_FILE"] = str(request_file(args, setup, config, alg, count))
+    else:
+        env["BENCH_BODY"] = token_body(setup.client_id, setup.client_secret, AUDIENCES[alg])
     cmd = [
         wrk,
         f"-t{args.threads}",
@@ -412,7 +484,7 @@ def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args,
     cpu0, children0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         cmd,
-        env=dict(os.environ, BENCH_BODY=body),
+        env=env,
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -425,6 +497,9 @@ def run_wrk(wrk: str, server: Server, setup: Setup, config: str, alg: str, args,
     if line is None:
         raise BenchError(f"wrk printed no BENCH_JSON line:\n{proc.stdout}\n{proc.stderr}")
     r = json.loads(line[len("BENCH_JSON "):])
+    if r.get("exhausted"):
+        raise BenchError(f"{config}/{alg}: wrk ran out of single-use requests ({rate_hint:,.0f}/s "
+                         "assumed): the figures would understate the throughput")
     elapsed = r["duration_us"] / 1e6
     wrk_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     return Phase(
@@ -453,6 +528,11 @@ def machine_busy_seconds() -> float:
 
 
 # --- main --------------------------------------------------------------------------------
+
+
+def release_dir(args) -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return (target if target.is_absolute() else ROOT / target) / "release"
 
 
 def parse_args(argv: list[str]):
@@ -489,10 +569,14 @@ def parse_args(argv: list[str]):
         p.error("--configs must include none and seed (the targets compare them)")
     if unknown := [a for a in args.algs if a not in ALGS]:
         p.error(f"unknown --algs {', '.join(unknown)}: choose from {', '.join(ALGS)}")
+    if not (release_dir(args) / "examples" / "bench_assertions").is_file():
+        if any(c in AUTH_CONFIGS for c in args.configs):
+            log("bench_assertions is not built (cargo build --release -p host --examples): "
+                "the pkjwt and dpop phases are left out")
+        args.configs = tuple(c for c in args.configs if c not in AUTH_CONFIGS)
     if "ES256" not in args.algs:
         p.error("--algs must include ES256 (the targets are for ES256)")
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    release = (target if target.is_absolute() else ROOT / target) / "release"
+    release = release_dir(args)
     if args.binary is None:
         args.binary = release / "tokenhost"
     args.examples = release / "examples"
@@ -531,13 +615,22 @@ def main(argv: list[str]) -> int:
         log(f"server on {HOST}:{server.port}, data in {server.data_dir}; load average {load:.2f}")
         api = Api(server.port)
         setup = set_up(api)
+        if any(c in AUTH_CONFIGS for c in args.configs):
+            add_credential(api, setup, args)
         for round_ in range(1, args.rounds + 1):
             for config in args.configs:
                 configure(api, setup, config)
                 for alg in args.algs:
-                    verify(api, setup, config, alg)
-                    run_wrk(wrk, server, setup, config, alg, args, args.warmup)
-                    phase = run_wrk(wrk, server, setup, config, alg, args, args.duration)
+                    if config in AUTH_CONFIGS and alg != "ES256":
+                        continue  # client authentication costs the same whatever signs the token
+                    verify(api, setup, config, alg, args)
+                    # How many single-use requests to sign: for the warm-up, as many as the
+                    # fastest phase so far could take; for the phase, the warm-up's rate.
+                    hint = max((p.tokens_per_s for runs in measured.values() for p in runs),
+                               default=DEFAULT_RATE_HINT)
+                    warm = run_wrk(wrk, server, setup, config, alg, args, args.warmup, hint)
+                    phase = run_wrk(wrk, server, setup, config, alg, args, args.duration,
+                                    warm.tokens_per_s or hint)
                     log(f"round {round_} {config:5} {alg}: {phase.tokens_per_s:8,.0f} tokens/s  "
                         f"p50 {phase.p50_ms:.2f} ms  p99 {phase.p99_ms:.2f} ms  non-200 {phase.non200}  "
                         f"CPU server {phase.server_cpu:.2f} wrk {phase.wrk_cpu:.2f} other {phase.other_cpu:.2f}")
