@@ -76,10 +76,18 @@ fn sign(args: &[String]) {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+    let run = format!(
+        "{:x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
     let assertion_header = json!({"alg": "ES256", "typ": "JWT"});
     let proof_header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
-    let form = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let form = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     for i in 0..count {
         let claims = json!({
@@ -95,7 +103,8 @@ fn sign(args: &[String]) {
         )
         .unwrap();
         if dpop {
-            let claims = json!({"jti": format!("{run}-p{i}"), "htm": "POST", "htu": endpoint, "iat": now});
+            let claims =
+                json!({"jti": format!("{run}-p{i}"), "htm": "POST", "htu": endpoint, "iat": now});
             write!(file, "\t{}", jws(&key, &proof_header, &claims)).unwrap();
         }
         writeln!(file).unwrap();
