@@ -173,12 +173,6 @@ pub struct ClientCredential {
     pub expires_at: Option<i64>,
 }
 
-impl ClientCredential {
-    pub fn is_active(&self, now: i64) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
-    }
-}
-
 /// A token rate limit: sustained requests per second, and how many may come at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

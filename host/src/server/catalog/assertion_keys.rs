@@ -8,7 +8,7 @@ use crate::store::{AssertionAlg, Client};
 
 /// A credential that may sign the client's assertions, ready to verify.
 #[derive(Debug, Clone)]
-pub struct AssertionKey {
+pub struct CredentialKey {
     pub credential_id: String,
     pub kid: String,
     pub alg: AssertionAlg,
@@ -16,7 +16,7 @@ pub struct AssertionKey {
     pub key: VerifyingKey,
 }
 
-impl AssertionKey {
+impl CredentialKey {
     pub fn is_active(&self, now: i64) -> bool {
         self.expires_at.is_none_or(|at| at > now)
     }
@@ -25,14 +25,14 @@ impl AssertionKey {
 /// The keys of `client`'s enabled credentials; `None` when it has none. A stored JWK that
 /// no longer parses (written by a newer release, or damaged) is left out and logged: the
 /// client's other credentials keep working.
-pub fn of(client: &Client) -> Option<Arc<[AssertionKey]>> {
+pub fn of(client: &Client) -> Option<Arc<[CredentialKey]>> {
     let enabled = &client.authentication.private_key_jwt;
-    let keys: Vec<AssertionKey> = client
+    let keys: Vec<CredentialKey> = client
         .credentials
         .iter()
         .filter(|c| enabled.contains(&c.id))
         .filter_map(|c| match VerifyingKey::from_jwk(&c.jwk, c.alg) {
-            Ok(key) => Some(AssertionKey {
+            Ok(key) => Some(CredentialKey {
                 credential_id: c.id.clone(),
                 kid: c.kid.clone(),
                 alg: c.alg,

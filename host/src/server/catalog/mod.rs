@@ -17,7 +17,7 @@ use crate::keys::{KeyError, KeySet};
 use crate::rules::{CompiledRule, RuleSecrets};
 use crate::store::{Client, ClientGrant, ResourceServer};
 
-pub use assertion_keys::AssertionKey;
+pub use assertion_keys::CredentialKey;
 pub use build::{CatalogBuilder, Sources};
 pub use compiled::compile;
 pub use grants::Grants;
@@ -50,7 +50,7 @@ impl std::fmt::Debug for ActiveRule {
 pub struct Catalog {
     pub clients: imbl::HashMap<String, Arc<Client>>,
     /// By client id, for the clients that have private_key_jwt credentials enabled.
-    pub assertion_keys: imbl::HashMap<String, Arc<[AssertionKey]>>,
+    pub assertion_keys: imbl::HashMap<String, Arc<[CredentialKey]>>,
     /// By identifier (audience), the management API's own included.
     pub apis: imbl::HashMap<String, Arc<ResourceServer>>,
     pub grants: Grants,

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
-use super::auth::Authorized;
+use super::auth::{Authorized, Caller};
 use super::clients::find;
 use super::json::Body;
 use super::scopes::*;
@@ -23,7 +23,7 @@ use crate::client_auth::credential::parse_pem;
 use crate::credentials::generate_id;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
-use crate::store::{rfc3339_ms, AssertionAlg, ClientCredential, MAX_CLIENT_CREDENTIALS};
+use crate::store::{rfc3339_ms, AssertionAlg, Client, ClientCredential, MAX_CLIENT_CREDENTIALS};
 
 /// The only credential type: a public key or a certificate, in PEM.
 pub const PUBLIC_KEY: &str = "public_key";
@@ -173,11 +173,7 @@ async fn create(
             &stored.id,
             &CredentialView::from(&stored),
         );
-        s.store.transaction(|tx| {
-            tx.put_client(&client)?;
-            audit::record(tx, &caller, &change)
-        })?;
-        Ok(())
+        save(s, &caller, &client, &change)
     })
     .await?;
     Ok((StatusCode::CREATED, Json((&credential).into())))
@@ -236,12 +232,17 @@ async fn delete(
             &credential_id,
             &CredentialView::from(&removed),
         );
-        s.store.transaction(|tx| {
-            tx.put_client(&client)?;
-            audit::record(tx, &caller, &change)
-        })?;
-        Ok(())
+        save(s, &caller, &client, &change)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stores the client with its changed credentials, and the change's audit record, together.
+fn save(s: &AppState, caller: &Caller, client: &Client, change: &Change) -> Result<(), ApiError> {
+    s.store.transaction(|tx| {
+        tx.put_client(client)?;
+        audit::record(tx, caller, change)
+    })?;
+    Ok(())
 }

@@ -57,7 +57,7 @@ impl fmt::Debug for ClientProof {
 
 /// The client a request names, how, and its proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAuthentication {
+pub struct ClaimedClient {
     pub client_id: String,
     pub method: AuthMethod,
     pub proof: ClientProof,
@@ -68,7 +68,7 @@ pub struct ClientAuthentication {
 pub fn read(
     headers: &HeaderMap,
     fields: &mut Map<String, Value>,
-) -> Result<ClientAuthentication, OAuthError> {
+) -> Result<ClaimedClient, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_id = text(fields, "client_id")?;
     let body_secret = text(fields, "client_secret")?;
@@ -120,7 +120,7 @@ pub fn read(
             ))
         }
     };
-    Ok(ClientAuthentication {
+    Ok(ClaimedClient {
         client_id,
         method,
         proof: ClientProof::Secret(secret),
@@ -133,7 +133,7 @@ fn from_assertion(
     body_id: Option<String>,
     assertion_type: Option<String>,
     assertion: String,
-) -> Result<ClientAuthentication, OAuthError> {
+) -> Result<ClaimedClient, OAuthError> {
     match assertion_type.as_deref() {
         Some(JWT_BEARER) => {}
         Some(other) => {
@@ -158,7 +158,7 @@ fn from_assertion(
             "client_id differs from the client assertion's sub",
         ));
     }
-    Ok(ClientAuthentication {
+    Ok(ClaimedClient {
         client_id: subject,
         method: AuthMethod::PrivateKeyJwt,
         proof: ClientProof::Assertion(assertion),

@@ -15,7 +15,7 @@ use std::fmt;
 
 mod authentication;
 
-pub use authentication::{AuthMethod, ClientAuthentication, ClientProof};
+pub use authentication::{AuthMethod, ClaimedClient, ClientProof};
 
 use super::oauth_error::OAuthError;
 use super::state::AppState;
@@ -26,7 +26,7 @@ use crate::scope;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRequest {
     /// Who the client says it is and its proof, not yet checked.
-    pub client: ClientAuthentication,
+    pub client: ClaimedClient,
     pub grant_type: String,
     /// `audience`, or `resource` (RFC 8707) as its synonym.
     pub audience: Option<String>,
