@@ -12,6 +12,7 @@ mod postgres_tx;
 mod replay;
 mod rule_admin;
 mod sqlite;
+mod sqlite_replay;
 mod sqlite_tx;
 #[cfg(test)]
 mod suite;

@@ -3,18 +3,17 @@
 //!
 //! An entry lives until the credential it stands for could no longer be accepted anyway
 //! (its expiry plus the clock leeway), so the cache is bounded by how many credentials can be
-//! valid at once. Expired entries count as unused and are deleted every
-//! [`PRUNE_EVERY`] uses.
+//! valid at once. Expired entries count as unused. PostgreSQL deletes them every
+//! [`PRUNE_EVERY`] uses; SQLite keeps its cache in memory and writes it behind
+//! (`sqlite_replay.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use rusqlite::params;
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::StoreResult;
 
-/// How many uses, in this process, between two deletions of the expired entries.
+/// How many uses, in this process, between two deletions of PostgreSQL's expired entries.
 pub const PRUNE_EVERY: u64 = 256;
 
 static USES: AtomicU64 = AtomicU64::new(0);
@@ -31,20 +30,9 @@ pub trait ReplayCache {
 }
 
 impl ReplayCache for SqliteStore {
+    /// Decided in memory, written behind (`sqlite_replay.rs` says what that risks).
     fn use_once(&self, key: &str, until: i64, now: i64) -> StoreResult<bool> {
-        let conn = self.conn();
-        if time_to_prune() {
-            conn.prepare_cached("DELETE FROM replay_cache WHERE expires_at < ?1")?
-                .execute([now])?;
-        }
-        let changed = conn
-            .prepare_cached(
-                "INSERT INTO replay_cache (key, expires_at) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE replay_cache.expires_at < ?3",
-            )?
-            .execute(params![key, until, now])?;
-        Ok(changed == 1)
+        Ok(self.replay().use_once(key, until, now))
     }
 }
 

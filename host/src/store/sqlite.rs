@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, Row, Statement, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 use serde::de::DeserializeOwned;
 
+use super::sqlite_replay::WriteBehind;
 use super::sqlite_tx::SqliteTx;
 use super::{
     ChangeFeed, Client, ClientGrant, KeyState, PrivateKeyAtRest, Recording, ResourceServer, Rule,
@@ -38,8 +39,10 @@ pub(super) const SEALED: &str = "sealed";
 /// A `Store` in one SQLite database file.
 #[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     changes: ChangeFeed,
+    /// The replay cache, in memory and written behind by its own thread.
+    replay: WriteBehind,
 }
 
 impl SqliteStore {
@@ -71,8 +74,13 @@ impl SqliteStore {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            replay: WriteBehind::start(Arc::clone(&conn), now)?,
+            conn,
             changes: ChangeFeed::default(),
         })
     }
@@ -81,6 +89,10 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave a half-done write behind: an
         // unfinished `Transaction` rolls back when dropped.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn replay(&self) -> &WriteBehind {
+        &self.replay
     }
 }
 

@@ -171,3 +171,60 @@ fn compacting_leaves_no_overwritten_bytes_in_the_files() {
     assert!(!found(&db), "compact left the overwritten bytes behind");
     assert_eq!(s.list_signing_keys().unwrap().len(), 1);
 }
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_used_key_is_still_refused_after_a_restart() {
+    use crate::store::ReplayCache;
+
+    let db = temp_db("replay");
+    let now = unix_now();
+    let s = SqliteStore::open(&db.0).unwrap();
+    assert!(s.use_once("used", now + 300, now).unwrap());
+    assert!(s.use_once("expired", now - 1, now - 10).unwrap());
+    drop(s);
+
+    let s = SqliteStore::open(&db.0).unwrap();
+    assert!(
+        !s.use_once("used", now + 300, now).unwrap(),
+        "a replay after a restart"
+    );
+    assert!(s.use_once("expired", now + 300, now).unwrap());
+    assert!(s.use_once("fresh", now + 300, now).unwrap());
+}
+
+#[test]
+fn uses_are_written_behind_without_a_stop() {
+    use crate::store::ReplayCache;
+
+    let db = temp_db("behind");
+    let now = unix_now();
+    let s = SqliteStore::open(&db.0).unwrap();
+    assert!(s.use_once("k", now + 300, now).unwrap());
+    // Read by a connection of its own, as a process started after a crash would.
+    let stored = || -> i64 {
+        rusqlite::Connection::open(&db.0)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM replay_cache WHERE key = 'k'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + 20 * super::super::sqlite_replay::FLUSH_EVERY;
+    while stored() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the use was not written within 20 flush periods"
+        );
+        std::thread::sleep(super::super::sqlite_replay::FLUSH_EVERY / 4);
+    }
+    drop(s);
+}
