@@ -113,7 +113,8 @@ impl WriteBehind {
         true
     }
 
-    /// Writes what is pending now, on the caller's thread.
+    /// Writes what is pending now, on the caller's thread (for tests that read the file).
+    #[cfg(test)]
     pub(super) fn flush(&self) -> StoreResult<()> {
         self.shared.write_pending()
     }
