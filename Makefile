@@ -38,11 +38,14 @@ fixtures:
 	cp target/fixtures/wasm32-wasip2/release/rust_rule.wasm tests/fixtures/rust-rule.wasm
 
 # PyJWT verifies tokens in the end-to-end tests, as a non-Rust API would; authlib (with
-# requests) and joserfc are the stock client of private_key_jwt and DPoP (tests/client_auth.py).
+# requests) and joserfc are the stock client of private_key_jwt and DPoP (tests/client_auth.py);
+# openapi-spec-validator checks the served OpenAPI document (tests/it/api_conventions.rs).
 test-deps:
 	@python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install --quiet 'pyjwt[crypto]>=2.8'
 	@python3 -c 'import authlib.oauth2.rfc7523, joserfc, requests' 2>/dev/null || \
 	  python3 -m pip install --quiet 'authlib>=1.6' 'joserfc>=1.0' 'requests>=2.28'
+	@python3 -c 'import openapi_spec_validator' 2>/dev/null || \
+	  python3 -m pip install --quiet 'openapi-spec-validator>=0.7'
 
 # The store tests run on SQLite and on PostgreSQL: tests/postgres.sh installs and starts
 # a server when TOKENHOST_TEST_DATABASE_URL names none, and prints the URL to test on.

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod actions;
+mod api_conventions;
 mod cli;
 mod client_auth;
 mod cluster;

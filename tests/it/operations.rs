@@ -247,8 +247,9 @@ async fn a_burst_over_a_clients_own_limit_gets_429_while_another_client_is_serve
             Some(json!({"token_rate_limit": {"per_second": 0, "burst": 3}})),
         )
         .await;
-    // A body of the wrong shape is 422, as for every management body.
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A body of the wrong shape is 400, as for every management body.
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorCode"], "invalid_body", "{body}");
     assert!(body.to_string().contains("nonzero"), "{body}");
 
     // Unauthenticated requests do not spend the client's allowance.

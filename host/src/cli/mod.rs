@@ -64,6 +64,21 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Recovery on the server's host, with access to its data directory or database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add a new management client with every scope, for an installation whose
+    /// administrators are locked out. With SQLite, stop the server first: it reads its
+    /// clients at start. PostgreSQL nodes hear of the new client while they run.
+    ResetBootstrap {
+        /// The server's TOML configuration file.
+        #[arg(long, env = "TOKENHOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Sandbox limits, each defaulting to CONTRACT.md's value.
@@ -101,6 +116,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Logs(args) => logs::run(args),
+        Command::Admin(AdminCommand::ResetBootstrap { config }) => {
+            serve::reset_bootstrap(config.as_deref())
+        }
         Command::Compile {
             input,
             output,

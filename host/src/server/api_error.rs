@@ -2,7 +2,7 @@
 //! `{statusCode, error, message, errorCode}`, plus `line` and `column` for a rule that does
 //! not compile.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -92,6 +92,34 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self)).into_response()
+        let challenge = (status == StatusCode::UNAUTHORIZED).then(|| self.bearer_challenge());
+        let mut response = (status, Json(self)).into_response();
+        if let Some(challenge) = challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// RFC 6750 §3: a 401 names the scheme it wants, and why the token was refused.
+    fn bearer_challenge(&self) -> HeaderValue {
+        // A quoted-string holds visible ASCII but `"` and `\`.
+        let description: String = self
+            .message
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                ' '..='~' => c,
+                _ => '?',
+            })
+            .collect();
+        HeaderValue::from_str(&format!(
+            "Bearer realm=\"tokenhost\", error=\"{}\", error_description=\"{description}\"",
+            self.error_code
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"tokenhost\""))
     }
 }

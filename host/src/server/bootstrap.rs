@@ -32,6 +32,32 @@ pub fn ensure(
     if !state.store.list_clients()?.is_empty() {
         return Ok(());
     }
+    create(state, id, secret)
+}
+
+/// `tokenhost admin reset-bootstrap`: a new management client with every scope, whatever
+/// clients exist, for an installation whose administrators are locked out. Blocking.
+pub fn reset(
+    state: &AppState,
+    id: Option<String>,
+    secret: Option<String>,
+) -> Result<(), BootstrapError> {
+    if let Some(id) = &id {
+        if state.store.get_client(id)?.is_some() {
+            return Err(BootstrapError::Other(format!(
+                "a client {id} exists already: unset TOKENHOST_BOOTSTRAP_CLIENT_ID to have a \
+                 new id generated, or name another"
+            )));
+        }
+    }
+    create(state, id, secret)
+}
+
+fn create(
+    state: &AppState,
+    id: Option<String>,
+    secret: Option<String>,
+) -> Result<(), BootstrapError> {
     let generated = secret.is_none();
     let random = |f: fn() -> Result<String, _>| {
         f().map_err(|e: crate::credentials::RandomError| BootstrapError::Other(e.to_string()))

@@ -37,7 +37,8 @@ fn metadata(state: &AppState) -> Value {
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported":
             ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "response_types_supported": ["token"],
+        // Required by RFC 8414 and OIDC discovery; no authorization endpoint, so none.
+        "response_types_supported": [],
         // What client assertions may be signed with (RFC 8414 §2).
         "token_endpoint_auth_signing_alg_values_supported":
             AssertionAlg::ALL.map(AssertionAlg::as_str),

@@ -107,6 +107,8 @@ pub enum ServeError {
 pub struct Bootstrap {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Make a new bootstrap client even though clients exist (`admin reset-bootstrap`).
+    pub reset: bool,
 }
 
 impl Bootstrap {
@@ -115,6 +117,7 @@ impl Bootstrap {
         Bootstrap {
             client_id: var("TOKENHOST_BOOTSTRAP_CLIENT_ID"),
             client_secret: var("TOKENHOST_BOOTSTRAP_CLIENT_SECRET"),
+            reset: false,
         }
     }
 }
@@ -178,7 +181,11 @@ pub fn build_state(
             .take()
             .ok_or_else(|| ServeError::Other("start-up ran twice".into()))?;
         let state = AppState::new(config, store.clone(), engine.clone(), hasher, artifact_key)?;
-        bootstrap::ensure(&state, bootstrap.client_id, bootstrap.client_secret)?;
+        if bootstrap.reset {
+            bootstrap::reset(&state, bootstrap.client_id, bootstrap.client_secret)?;
+        } else {
+            bootstrap::ensure(&state, bootstrap.client_id, bootstrap.client_secret)?;
+        }
         Ok(state)
     };
     let Some(cluster) = store.cluster() else {
@@ -193,6 +200,19 @@ pub fn build_state(
     })?;
     let state = built.ok_or_else(|| ServeError::Other("start-up did not run".into()))??;
     Ok((state, events))
+}
+
+/// `tokenhost admin reset-bootstrap`: opens the store as the server does, and adds a new
+/// management client with every scope (credentials from `TOKENHOST_BOOTSTRAP_CLIENT_ID` and
+/// `_SECRET`, or generated, printed and saved). Blocking.
+pub fn reset_bootstrap(config: Config) -> Result<(), ServeError> {
+    let node = cluster::node_id()?;
+    let bootstrap = Bootstrap {
+        reset: true,
+        ..Bootstrap::from_env()
+    };
+    build_state(config, &node, bootstrap)?;
+    Ok(())
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Authorized, Caller};
 use super::blocking;
+use super::json::Query;
 use super::scopes::ReadAudit;
 use crate::redacted::REDACTED;
 use crate::server::api_error::ApiError;
@@ -254,7 +255,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List management changes, newest first.
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit", params(AuditQuery),
     responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,

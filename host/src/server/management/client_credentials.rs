@@ -89,7 +89,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List a client's credentials.
-#[utoipa::path(get, path = "/clients/{id}/credentials", tag = "clients",
+#[utoipa::path(get, path = "/clients/{id}/credentials", operation_id = "list_client_credentials", tag = "clients",
     responses((status = 200, body = [CredentialView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -102,7 +102,7 @@ async fn list(
 
 /// Add a public-key credential to a client. It verifies nothing until the client lists it
 /// under `client_authentication_methods.private_key_jwt`.
-#[utoipa::path(post, path = "/clients/{id}/credentials", tag = "clients",
+#[utoipa::path(post, path = "/clients/{id}/credentials", operation_id = "create_client_credential", tag = "clients",
     request_body = CreateCredential,
     responses((status = 201, body = CredentialView), (status = 400, body = ApiError),
         (status = 404, body = ApiError), (status = 409, body = ApiError)))]
@@ -190,7 +190,7 @@ fn parse_time(text: &str) -> Result<i64, ApiError> {
 }
 
 /// Get one credential of a client.
-#[utoipa::path(get, path = "/clients/{id}/credentials/{credential_id}", tag = "clients",
+#[utoipa::path(get, path = "/clients/{id}/credentials/{credential_id}", operation_id = "get_client_credential", tag = "clients",
     responses((status = 200, body = CredentialView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -208,7 +208,7 @@ async fn get_one(
 
 /// Delete a credential; it stops verifying at once, and leaves the client's
 /// `client_authentication_methods`.
-#[utoipa::path(delete, path = "/clients/{id}/credentials/{credential_id}", tag = "clients",
+#[utoipa::path(delete, path = "/clients/{id}/credentials/{credential_id}", operation_id = "delete_client_credential", tag = "clients",
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,

@@ -1,6 +1,6 @@
 //! `/api/v2/client-grants`: which client may get tokens for which API, with which scopes.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::{Authorized, Caller};
-use super::json::Body;
+use super::json::{Body, Query};
+use super::lockout;
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::generate_id;
@@ -100,7 +101,7 @@ fn may_give(state: &AppState, caller: &Caller, grant: &ClientGrant) -> Result<()
 }
 
 /// List grants, optionally for one client or one audience.
-#[utoipa::path(get, path = "/client-grants", tag = "client-grants", params(GrantFilter),
+#[utoipa::path(get, path = "/client-grants", operation_id = "list_client_grants", tag = "client-grants", params(GrantFilter),
     responses((status = 200, body = [ClientGrantView])))]
 async fn list(
     State(state): State<AppState>,
@@ -119,7 +120,7 @@ async fn list(
 }
 
 /// Grant a client access to an API.
-#[utoipa::path(post, path = "/client-grants", tag = "client-grants", request_body = CreateClientGrant,
+#[utoipa::path(post, path = "/client-grants", operation_id = "create_client_grant", tag = "client-grants", request_body = CreateClientGrant,
     responses((status = 201, body = ClientGrantView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -150,8 +151,8 @@ async fn create(
 }
 
 /// Change a grant's scopes.
-#[utoipa::path(patch, path = "/client-grants/{id}", tag = "client-grants", request_body = UpdateClientGrant,
-    responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError)))]
+#[utoipa::path(patch, path = "/client-grants/{id}", operation_id = "update_client_grant", tag = "client-grants", request_body = UpdateClientGrant,
+    responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
     caller: Authorized<UpdateClientGrants>,
@@ -169,6 +170,7 @@ async fn update(
         grant.scope = body.scope;
         validate(s, &grant)?;
         may_give(s, &caller, &grant)?;
+        lockout::keeps_an_administrator(s, lockout::Proposed::UpdateGrant(&grant))?;
         let after = ClientGrantView::from(grant.clone());
         let change = Change::updated("client_grant", &id, &before, &after);
         s.store.transaction(|tx| {
@@ -182,8 +184,8 @@ async fn update(
 }
 
 /// Revoke a grant.
-#[utoipa::path(delete, path = "/client-grants/{id}", tag = "client-grants",
-    responses((status = 204), (status = 404, body = ApiError)))]
+#[utoipa::path(delete, path = "/client-grants/{id}", operation_id = "delete_client_grant", tag = "client-grants",
+    responses((status = 204), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
     caller: Authorized<DeleteClientGrants>,
@@ -196,6 +198,7 @@ async fn delete(
             .into_iter()
             .find(|g| g.id == id)
             .ok_or_else(|| ApiError::not_found("The client grant"))?;
+        lockout::keeps_an_administrator(s, lockout::Proposed::DeleteGrant(&id))?;
         let change = Change::deleted("client_grant", &id, &ClientGrantView::from(before));
         let deleted = s.store.transaction(|tx| {
             let deleted = tx.delete_client_grant(&id)?;

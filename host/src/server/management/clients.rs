@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::audit::{self, Change};
 use super::auth::Authorized;
 use super::json::Body;
+use super::lockout;
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::{generate_id, generate_secret};
@@ -128,7 +129,9 @@ pub struct CreateClient {
 #[serde(deny_unknown_fields)]
 pub struct UpdateClient {
     pub name: Option<String>,
-    pub client_metadata: Option<BTreeMap<String, String>>,
+    /// Merged into the client's metadata key by key, as on the original platform: a key
+    /// given `null` is deleted, a key not given is kept.
+    pub client_metadata: Option<BTreeMap<String, Option<String>>>,
     /// A limit of the client's own; `null` returns it to the server's default.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RateLimit>)]
@@ -177,8 +180,47 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The original platform's bounds on `client_metadata`.
+const MAX_METADATA_KEYS: usize = 10;
+const MAX_METADATA_CHARS: usize = 255;
+
+fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "client_metadata has {} keys; at most {MAX_METADATA_KEYS} are allowed",
+            metadata.len()
+        )));
+    }
+    for (key, value) in metadata {
+        if key.is_empty() || key.chars().count() > MAX_METADATA_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "client_metadata keys are 1 to {MAX_METADATA_CHARS} characters"
+            )));
+        }
+        if value.chars().count() > MAX_METADATA_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "client_metadata.{key} is longer than {MAX_METADATA_CHARS} characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `PATCH`'s merge: `null` deletes a key, a value sets it.
+fn merge_metadata(
+    metadata: &mut BTreeMap<String, String>,
+    patch: BTreeMap<String, Option<String>>,
+) {
+    for (key, value) in patch {
+        match value {
+            Some(value) => metadata.insert(key, value),
+            None => metadata.remove(&key),
+        };
+    }
+}
+
 /// List clients (secrets are never listed).
-#[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
+#[utoipa::path(get, path = "/clients", operation_id = "list_clients", tag = "clients", responses((status = 200, body = [ClientView])))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadClients>,
@@ -193,7 +235,7 @@ async fn list(
 }
 
 /// Create a client; the answer carries its secret, shown this once.
-#[utoipa::path(post, path = "/clients", tag = "clients", request_body = CreateClient,
+#[utoipa::path(post, path = "/clients", operation_id = "create_client", tag = "clients", request_body = CreateClient,
     responses((status = 201, body = ClientView), (status = 400, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -201,6 +243,9 @@ async fn create(
     Body(body): Body<CreateClient>,
 ) -> Result<(StatusCode, Json<ClientView>), ApiError> {
     validate_name(&body.name)?;
+    if let Some(metadata) = &body.client_metadata {
+        validate_metadata(metadata)?;
+    }
     if body.app_type.as_deref().is_some_and(|t| t != APP_TYPE) {
         return Err(ApiError::bad_request(format!(
             "app_type must be {APP_TYPE:?}"
@@ -249,7 +294,7 @@ async fn create(
 }
 
 /// Get one client.
-#[utoipa::path(get, path = "/clients/{id}", tag = "clients",
+#[utoipa::path(get, path = "/clients/{id}", operation_id = "get_client", tag = "clients",
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -261,7 +306,7 @@ async fn get_one(
 }
 
 /// Change a client's name, metadata, rate limit or how it authenticates.
-#[utoipa::path(patch, path = "/clients/{id}", tag = "clients", request_body = UpdateClient,
+#[utoipa::path(patch, path = "/clients/{id}", operation_id = "update_client", tag = "clients", request_body = UpdateClient,
     responses((status = 200, body = ClientView), (status = 400, body = ApiError),
         (status = 404, body = ApiError)))]
 async fn update(
@@ -281,8 +326,9 @@ async fn update(
             validate_name(&name)?;
             client.name = name;
         }
-        if let Some(metadata) = body.client_metadata {
-            client.client_metadata = metadata;
+        if let Some(patch) = body.client_metadata {
+            merge_metadata(&mut client.client_metadata, patch);
+            validate_metadata(&client.client_metadata)?;
         }
         if let Some(limit) = body.token_rate_limit {
             client.token_rate_limit = limit;
@@ -338,7 +384,7 @@ fn check_credential_ids(credentials: &[ClientCredential], ids: &[String]) -> Res
 }
 
 /// Delete a client and its grants.
-#[utoipa::path(delete, path = "/clients/{id}", tag = "clients", responses((status = 204), (status = 404, body = ApiError)))]
+#[utoipa::path(delete, path = "/clients/{id}", operation_id = "delete_client", tag = "clients", responses((status = 204), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
     caller: Authorized<DeleteClients>,
@@ -346,6 +392,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     write(&state, move |s| {
         let before = ClientView::new(find(s, &id)?, None);
+        lockout::keeps_an_administrator(s, lockout::Proposed::DeleteClient(&id))?;
         let change = Change::deleted("client", &id, &before);
         let deleted = s.store.transaction(|tx| {
             let deleted = tx.delete_client(&id)?;
@@ -366,7 +413,7 @@ async fn delete(
 
 /// Issue a new secret. The old one keeps working for the configured grace period
 /// (`TOKENHOST_SECRET_GRACE_SECONDS`, default 0: it stops at once).
-#[utoipa::path(post, path = "/clients/{id}/rotate-secret", tag = "clients",
+#[utoipa::path(post, path = "/clients/{id}/rotate-secret", operation_id = "rotate_client_secret", tag = "clients",
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn rotate_secret(
     State(state): State<AppState>,

@@ -1,7 +1,11 @@
-//! Management request bodies: axum's `Json`, with rejections in our error format.
+//! Management request bodies and query strings: axum's `Json` and `Query`, with their
+//! rejections in our error format. A body or query of the wrong shape is 400, as on the
+//! original platform (axum says 422).
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::server::api_error::ApiError;
@@ -23,10 +27,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn rejection_error(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
-    let code = match rejection {
-        JsonRejection::MissingJsonContentType(_) => "invalid_content_type",
-        _ if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        _ => "invalid_body",
+    let (status, code) = match rejection {
+        JsonRejection::MissingJsonContentType(_) => (status, "invalid_content_type"),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => (status, "payload_too_large"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_body"),
     };
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// A query string; one of the wrong shape is a 400 [`ApiError`].
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(query_error(rejection)),
+        }
+    }
+}
+
+fn query_error(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query_string",
+        rejection.body_text(),
+    )
 }

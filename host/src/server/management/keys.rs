@@ -70,7 +70,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List signing keys (public parts only).
-#[utoipa::path(get, path = "/keys/signing", tag = "keys", responses((status = 200, body = [SigningKeyView])))]
+#[utoipa::path(get, path = "/keys/signing", operation_id = "list_signing_keys", tag = "keys", responses((status = 200, body = [SigningKeyView])))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadSigningKeys>,
@@ -104,7 +104,7 @@ fn settle_wait(s: &AppState, algs: &[SigningAlg]) -> Result<Duration, ApiError> 
 
 /// Rotate: the next key starts signing, the current one is retired (it stays in the JWKS
 /// until every token it signed has expired) and a new next key is published.
-#[utoipa::path(post, path = "/keys/signing/rotate", tag = "keys", request_body = RotateKeys,
+#[utoipa::path(post, path = "/keys/signing/rotate", operation_id = "rotate_signing_keys", tag = "keys", request_body = RotateKeys,
     responses((status = 200, body = [SigningKeyView])))]
 async fn rotate(
     State(state): State<AppState>,

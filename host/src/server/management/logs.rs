@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Authorized, Caller};
 use super::blocking;
+use super::json::Query;
 use super::scopes::{ReadLogs, Scope};
 use crate::server::api_error::ApiError;
 use crate::server::rule_logs::{self, Subscription};
@@ -87,7 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// takes at most `max_kept_output_bytes` of JSON (5,952 bytes at the default 4 KiB console
 /// cap), entries stored before that bound held included, so `limit` entries take at most
 /// `limit` times that plus their ids and names (under 7 MB at `limit=1000`).
-#[utoipa::path(get, path = "/logs", tag = "logs", params(LogQuery),
+#[utoipa::path(get, path = "/logs", operation_id = "list_logs", tag = "logs", params(LogQuery),
     responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -110,7 +111,7 @@ async fn list(
 /// Rule executions as they happen (Server-Sent Events), with the same filters. The stream
 /// ends within [`RECHECK_EVERY`] of its caller's client being deleted, its grant losing
 /// `read:logs` or its token expiring.
-#[utoipa::path(get, path = "/logs/stream", tag = "logs", params(LogQuery),
+#[utoipa::path(get, path = "/logs/stream", operation_id = "stream_logs", tag = "logs", params(LogQuery),
     responses((status = 200, description = "text/event-stream, one JSON log entry per event"),
         (status = 429, description = "max_log_streams streams are open already", body = ApiError)))]
 async fn follow(

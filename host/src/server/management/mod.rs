@@ -11,7 +11,9 @@ mod client_grants;
 mod clients;
 mod json;
 mod keys;
+mod lockout;
 mod logs;
+mod openapi;
 mod resource_servers;
 mod rule_secrets;
 mod rule_test;
@@ -72,6 +74,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(audit::router())
         .split_for_parts();
     doc.merge(rules_doc);
+    openapi::add_common_responses(&mut doc);
     doc.servers = Some(vec![utoipa::openapi::Server::new(format!(
         "{}api/v2",
         config.issuer

@@ -111,7 +111,7 @@ fn find(state: &AppState, id: &str) -> Result<ResourceServer, ApiError> {
 }
 
 /// List APIs.
-#[utoipa::path(get, path = "/resource-servers", tag = "resource-servers",
+#[utoipa::path(get, path = "/resource-servers", operation_id = "list_resource_servers", tag = "resource-servers",
     responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -122,7 +122,7 @@ async fn list(
 }
 
 /// Create an API.
-#[utoipa::path(post, path = "/resource-servers", tag = "resource-servers", request_body = CreateResourceServer,
+#[utoipa::path(post, path = "/resource-servers", operation_id = "create_resource_server", tag = "resource-servers", request_body = CreateResourceServer,
     responses((status = 201, body = ResourceServerView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ async fn create(
 }
 
 /// Get one API.
-#[utoipa::path(get, path = "/resource-servers/{id}", tag = "resource-servers",
+#[utoipa::path(get, path = "/resource-servers/{id}", operation_id = "get_resource_server", tag = "resource-servers",
     responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -166,7 +166,7 @@ async fn get_one(
 }
 
 /// Change an API (its identifier cannot change).
-#[utoipa::path(patch, path = "/resource-servers/{id}", tag = "resource-servers", request_body = UpdateResourceServer,
+#[utoipa::path(patch, path = "/resource-servers/{id}", operation_id = "update_resource_server", tag = "resource-servers", request_body = UpdateResourceServer,
     responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
@@ -206,7 +206,7 @@ async fn update(
 }
 
 /// Delete an API; its client grants go with it.
-#[utoipa::path(delete, path = "/resource-servers/{id}", tag = "resource-servers",
+#[utoipa::path(delete, path = "/resource-servers/{id}", operation_id = "delete_resource_server", tag = "resource-servers",
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,

@@ -97,7 +97,7 @@ fn parse_changes(body: Map<String, Value>) -> Result<Changes, ApiError> {
 }
 
 /// List a rule's secrets: names only, never values.
-#[utoipa::path(get, path = "/rules/{id}/secrets", tag = "rules",
+#[utoipa::path(get, path = "/rules/{id}/secrets", operation_id = "list_rule_secrets", tag = "rules",
     responses((status = 200, body = [SecretView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -114,7 +114,7 @@ async fn list(
 
 /// Set a rule's secrets: `{"NAME": "value"}` sets (or replaces) one, `{"NAME": null}`
 /// removes one; others are kept. Answers with the names the rule now has.
-#[utoipa::path(patch, path = "/rules/{id}/secrets", tag = "rules",
+#[utoipa::path(patch, path = "/rules/{id}/secrets", operation_id = "update_rule_secrets", tag = "rules",
     request_body(content = std::collections::HashMap<String, Option<String>>, description = "Secret names to string values, or null to remove"),
     responses((status = 200, body = [SecretView]),
         (status = 400, description = "A bad name or value, or over 30 secrets", body = ApiError),

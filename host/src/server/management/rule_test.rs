@@ -41,7 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Run a rule against a sample event without issuing a token. Answers
 /// `{outcome, token, denial | failure, logs, fuel_used, duration_us, version}` (`token` is
 /// null unless one would be issued; `version` is null for an unsaved script).
-#[utoipa::path(post, path = "/rules/{id}/test", tag = "rules", request_body = TestRule,
+#[utoipa::path(post, path = "/rules/{id}/test", operation_id = "test_rule", tag = "rules", request_body = TestRule,
     responses((status = 200, description = "What the execution did", body = Object),
         (status = 400, description = "A bad event, or an unsaved script that does not compile", body = ApiError),
         (status = 404, body = ApiError)))]
