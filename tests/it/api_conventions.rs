@@ -284,3 +284,26 @@ async fn reset_bootstrap_makes_a_new_administrator() {
     let new = management_grants(&server, token, id).await;
     assert_eq!(new[0]["scope"], old[0]["scope"]);
 }
+
+#[tokio::test]
+async fn a_test_event_with_an_unknown_key_is_refused_by_its_name() {
+    let server = TestServer::start(&[]);
+    let admin = server.admin_token().await;
+    let rule = server.add_rule(&admin, "seed", tests::SEED_RULE).await;
+    let (status, error) = server
+        .api(
+            &admin,
+            Method::POST,
+            &format!("/rules/{rule}/test"),
+            Some(json!({"event": {"client": {"id": "c"}, "scopes": ["read"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `scopes`"),
+        "{error}"
+    );
+}

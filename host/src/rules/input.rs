@@ -2,7 +2,8 @@
 //!
 //! The JSON shape is the one JS sees (`{"client": {...}, "scope": [...], "audience": "...",
 //! "context": {...}}`), so a rule author can copy an event from a log into a file and replay
-//! it with `tokenhost run-rule`. Missing parts default to a plausible request.
+//! it with `tokenhost run-rule`. Missing parts default to a plausible request; an unknown
+//! key is an error that names it, so that a typo does not fall back to a default.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,7 +18,7 @@ use crate::redacted::SecretNames;
 
 /// The client asking for a token.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientInfo {
     pub id: String,
     pub name: String,
@@ -38,7 +39,7 @@ impl Default for ClientInfo {
 
 /// The HTTP request behind the exchange (`context.request`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RequestInfo {
     pub ip: String,
     #[serde(alias = "userAgent")]
@@ -63,7 +64,7 @@ impl Default for RequestInfo {
 
 /// `context.accessToken`: the token as earlier rules of a chain left it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokenSoFar {
     pub scope: Vec<String>,
     #[serde(alias = "customClaims")]
@@ -73,7 +74,7 @@ pub struct TokenSoFar {
 /// How the client proved itself (`context.clientAuthentication`,
 /// `event.client_authentication`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientAuthenticationInfo {
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub method: String,
@@ -93,13 +94,14 @@ impl Default for ClientAuthenticationInfo {
 
 /// The DPoP proof that came with the request (`context.dpop`, `event.dpop`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DpopInfo {
     /// The RFC 7638 thumbprint of the proof's key, which the token's `cnf.jkt` carries.
     pub jkt: String,
 }
 
 #[derive(Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct Webtask {
     secrets: BTreeMap<String, String>,
 }
@@ -115,7 +117,7 @@ impl fmt::Debug for Webtask {
 /// `context` as an event file gives it; `ip`, `userAgent` and `hostname` at the top level
 /// (the original platform's spelling) fill in `request` where it leaves them out.
 #[derive(Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct ContextFile {
     ip: Option<String>,
     #[serde(alias = "user_agent")]
@@ -149,7 +151,7 @@ impl fmt::Debug for ContextFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct EventFile {
     client: ClientInfo,
     scope: Vec<String>,
@@ -311,6 +313,28 @@ mod tests {
         assert_eq!(input.client.tenant, "default");
         assert_eq!(input.request.method, "POST");
         assert!(input.scope.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_its_name() {
+        for (json, key) in [
+            (r#"{"scopes": ["a"]}"#, "scopes"),
+            (r#"{"client": {"metdata": {}}}"#, "metdata"),
+            (
+                r#"{"context": {"request": {"ipaddr": "1.2.3.4"}}}"#,
+                "ipaddr",
+            ),
+            (
+                r#"{"context": {"dpop": {"jkt": "a", "alg": "ES256"}}}"#,
+                "alg",
+            ),
+        ] {
+            let error = RuleInput::from_json(json).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("unknown field `{key}`")),
+                "{json}: {error}"
+            );
+        }
     }
 
     #[test]
