@@ -15,6 +15,7 @@ mod hardening_token;
 mod hostile;
 mod logs;
 mod management;
+mod openapi;
 mod operations;
 mod rule_admin;
 mod token_endpoint;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::bindings::{self, client_proof};
@@ -17,7 +17,7 @@ use super::secrets::RuleSecrets;
 use crate::redacted::SecretNames;
 
 /// The client asking for a token.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientInfo {
     pub id: String,
@@ -38,7 +38,7 @@ impl Default for ClientInfo {
 }
 
 /// The HTTP request behind the exchange (`context.request`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestInfo {
     pub ip: String,
@@ -47,6 +47,7 @@ pub struct RequestInfo {
     pub hostname: String,
     pub method: String,
     /// Body fields, client secret already removed.
+    #[schema(value_type = Object)]
     pub body: Map<String, Value>,
 }
 
@@ -63,17 +64,18 @@ impl Default for RequestInfo {
 }
 
 /// `context.accessToken`: the token as earlier rules of a chain left it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSoFar {
     pub scope: Vec<String>,
     #[serde(alias = "customClaims")]
+    #[schema(value_type = Object)]
     pub custom_claims: Map<String, Value>,
 }
 
 /// How the client proved itself (`context.clientAuthentication`,
 /// `event.client_authentication`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientAuthenticationInfo {
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
@@ -93,14 +95,14 @@ impl Default for ClientAuthenticationInfo {
 }
 
 /// The DPoP proof that came with the request (`context.dpop`, `event.dpop`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DpopInfo {
     /// The RFC 7638 thumbprint of the proof's key, which the token's `cnf.jkt` carries.
     pub jkt: String,
 }
 
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 struct Webtask {
     secrets: BTreeMap<String, String>,
@@ -116,7 +118,7 @@ impl fmt::Debug for Webtask {
 
 /// `context` as an event file gives it; `ip`, `userAgent` and `hostname` at the top level
 /// (the original platform's spelling) fill in `request` where it leaves them out.
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 struct ContextFile {
     ip: Option<String>,
@@ -150,9 +152,11 @@ impl fmt::Debug for ContextFile {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct EventFile {
+/// A rule's arguments as an event file (and the test endpoint) gives them; every part
+/// defaults to a plausible request.
+pub struct EventFile {
     client: ClientInfo,
     scope: Vec<String>,
     audience: String,

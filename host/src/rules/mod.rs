@@ -32,7 +32,7 @@ pub use engine::{
     EngineError, RuleEngine, CORE_INSTANCES_PER_RULE, MEMORIES_PER_RULE, TABLES_PER_RULE,
 };
 pub use input::{
-    ClientAuthenticationInfo, ClientInfo, DpopInfo, RequestInfo, RuleInput, TokenSoFar,
+    ClientAuthenticationInfo, ClientInfo, DpopInfo, EventFile, RequestInfo, RuleInput, TokenSoFar,
 };
 pub use limits::*;
 pub use outcome::{Denial, DenialCode, Execution, Failure, Level, LogLine, Outcome, Token};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Console output level, as the rule's `console.*` call chose it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Debug,
@@ -15,21 +15,23 @@ pub enum Level {
 }
 
 /// One line of a rule's console output (or a note tokenhost adds for the rule's author).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub level: Level,
     pub message: String,
 }
 
 /// The token as a rule shaped it: scopes and custom claims (values as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Token {
     pub scope: Vec<String>,
+    /// The custom claims the token would carry.
+    #[schema(value_type = Object)]
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The OAuth error a rule's decision maps to (CONTRACT.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DenialCode {
     /// `cb(new Error(..))` or a thrown string: 403.
@@ -58,7 +60,7 @@ impl DenialCode {
 }
 
 /// A rule's deliberate refusal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Denial {
     pub code: DenialCode,
     pub message: String,
@@ -66,7 +68,7 @@ pub struct Denial {
 
 /// A rule failure: a bug or a limit, never a decision. The server answers 500 with a
 /// generic description; the details are for the rule's logs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
     #[error("the rule ran out of fuel ({limit} units)")]

@@ -8,7 +8,7 @@ use super::{StoreError, StoreResult};
 use crate::rules::LogLine;
 
 /// One rule execution, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     pub id: String,
     /// RFC 3339, UTC, milliseconds.
@@ -21,6 +21,7 @@ pub struct LogEntry {
     pub client_id: String,
     pub audience: String,
     /// `issued`, `denied` or `failed`.
+    #[schema(pattern = "^(issued|denied|failed)$")]
     pub outcome: String,
     /// The OAuth error code of a denial.
     #[serde(skip_serializing_if = "Option::is_none")]

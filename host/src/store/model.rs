@@ -49,6 +49,8 @@ impl SigningAlg {
 /// One scope an API defines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScopeDef {
+    /// Non-empty, without spaces.
+    #[schema(pattern = r"^\S+$", example = "read:invoices")]
     pub value: String,
     #[serde(default)]
     pub description: String,
@@ -173,13 +175,16 @@ pub struct ClientCredential {
     pub expires_at: Option<i64>,
 }
 
+/// The most either figure of a [`RateLimit`] may be (the schema's `maximum` says it too).
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+
 /// A token rate limit: sustained requests per second, and how many may come at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    #[schema(value_type = u32, minimum = 1)]
+    #[schema(value_type = u32, minimum = 1, maximum = 1_000_000)]
     pub per_second: std::num::NonZeroU32,
-    #[schema(value_type = u32, minimum = 1)]
+    #[schema(value_type = u32, minimum = 1, maximum = 1_000_000)]
     pub burst: std::num::NonZeroU32,
 }
 

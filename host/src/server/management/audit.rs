@@ -212,9 +212,12 @@ pub struct AuditView {
     pub action: String,
     pub target_type: String,
     pub target_id: String,
-    #[schema(value_type = Option<Object>)]
+    /// The resource before the change (any JSON: a list for signing keys); secrets
+    /// redacted.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub before: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    /// The resource after the change, likewise.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub after: Option<Value>,
 }
 
@@ -239,6 +242,7 @@ impl From<AuditEntry> for AuditView {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many entries (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only changes to this kind of resource (`client`, `rule`, `resource_server`, ...).
     pub target_type: Option<String>,
@@ -255,7 +259,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List management changes, newest first.
-#[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit",
+    security(("oauth2" = ["read:audit"])),
+    params(AuditQuery),
     responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,

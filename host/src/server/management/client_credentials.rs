@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::audit::{self, Change};
 use super::auth::{Authorized, Caller};
 use super::clients::find;
-use super::json::Body;
+use super::json::{rfc3339_ms as parse_rfc3339_ms, Body};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::client_auth::credential::parse_pem;
@@ -68,7 +68,9 @@ fn rfc3339(seconds: i64) -> String {
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
     /// `public_key`.
+    #[schema(pattern = "^public_key$", example = "public_key")]
     pub credential_type: String,
+    #[schema(max_length = 128)]
     pub name: Option<String>,
     /// A public key (`PUBLIC KEY`, `RSA PUBLIC KEY`) or an X.509 certificate, PEM.
     pub pem: String,
@@ -76,6 +78,7 @@ pub struct CreateCredential {
     /// platform.
     pub alg: Option<AssertionAlg>,
     /// RFC 3339, in the future.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// A certificate's `notAfter` as `expires_at`.
     #[serde(default)]
@@ -90,6 +93,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List a client's credentials.
 #[utoipa::path(get, path = "/clients/{id}/credentials", operation_id = "list_client_credentials", tag = "clients",
+    security(("oauth2" = ["read:clients"])),
     responses((status = 200, body = [CredentialView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -103,6 +107,7 @@ async fn list(
 /// Add a public-key credential to a client. It verifies nothing until the client lists it
 /// under `client_authentication_methods.private_key_jwt`.
 #[utoipa::path(post, path = "/clients/{id}/credentials", operation_id = "create_client_credential", tag = "clients",
+    security(("oauth2" = ["update:clients"])),
     request_body = CreateCredential,
     responses((status = 201, body = CredentialView), (status = 400, body = ApiError),
         (status = 404, body = ApiError), (status = 409, body = ApiError)))]
@@ -180,17 +185,14 @@ async fn create(
 }
 
 fn parse_time(text: &str) -> Result<i64, ApiError> {
-    let time = humantime::parse_rfc3339_weak(text)
+    let ms = parse_rfc3339_ms(text)
         .map_err(|e| ApiError::bad_request(format!("expires_at is not an RFC 3339 time: {e}")))?;
-    let seconds = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| ApiError::bad_request("expires_at is before 1970"))?
-        .as_secs();
-    i64::try_from(seconds).map_err(|_| ApiError::bad_request("expires_at is too far away"))
+    Ok(ms.div_euclid(1000))
 }
 
 /// Get one credential of a client.
 #[utoipa::path(get, path = "/clients/{id}/credentials/{credential_id}", operation_id = "get_client_credential", tag = "clients",
+    security(("oauth2" = ["read:clients"])),
     responses((status = 200, body = CredentialView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -209,6 +211,7 @@ async fn get_one(
 /// Delete a credential; it stops verifying at once, and leaves the client's
 /// `client_authentication_methods`.
 #[utoipa::path(delete, path = "/clients/{id}/credentials/{credential_id}", operation_id = "delete_client_credential", tag = "clients",
+    security(("oauth2" = ["update:clients"])),
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,

@@ -101,7 +101,9 @@ fn may_give(state: &AppState, caller: &Caller, grant: &ClientGrant) -> Result<()
 }
 
 /// List grants, optionally for one client or one audience.
-#[utoipa::path(get, path = "/client-grants", operation_id = "list_client_grants", tag = "client-grants", params(GrantFilter),
+#[utoipa::path(get, path = "/client-grants", operation_id = "list_client_grants", tag = "client-grants",
+    security(("oauth2" = ["read:client_grants"])),
+    params(GrantFilter),
     responses((status = 200, body = [ClientGrantView])))]
 async fn list(
     State(state): State<AppState>,
@@ -120,7 +122,9 @@ async fn list(
 }
 
 /// Grant a client access to an API.
-#[utoipa::path(post, path = "/client-grants", operation_id = "create_client_grant", tag = "client-grants", request_body = CreateClientGrant,
+#[utoipa::path(post, path = "/client-grants", operation_id = "create_client_grant", tag = "client-grants",
+    security(("oauth2" = ["create:client_grants"])),
+    request_body = CreateClientGrant,
     responses((status = 201, body = ClientGrantView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -151,7 +155,9 @@ async fn create(
 }
 
 /// Change a grant's scopes.
-#[utoipa::path(patch, path = "/client-grants/{id}", operation_id = "update_client_grant", tag = "client-grants", request_body = UpdateClientGrant,
+#[utoipa::path(patch, path = "/client-grants/{id}", operation_id = "update_client_grant", tag = "client-grants",
+    security(("oauth2" = ["update:client_grants"])),
+    request_body = UpdateClientGrant,
     responses((status = 200, body = ClientGrantView), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
@@ -185,6 +191,7 @@ async fn update(
 
 /// Revoke a grant.
 #[utoipa::path(delete, path = "/client-grants/{id}", operation_id = "delete_client_grant", tag = "client-grants",
+    security(("oauth2" = ["delete:client_grants"])),
     responses((status = 204), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,

@@ -23,6 +23,7 @@ use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{
     Client, ClientAuthentication, ClientCredential, RateLimit, SecretHash, SecretMethod,
+    MAX_RATE_LIMIT,
 };
 
 pub const APP_TYPE: &str = "non_interactive";
@@ -109,6 +110,8 @@ impl AuthenticationMethods {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    /// Not blank.
+    #[schema(min_length = 1, pattern = r"\S", example = "billing-service")]
     pub name: String,
     pub client_metadata: Option<BTreeMap<String, String>>,
     /// Only `non_interactive` (machine to machine) is supported.
@@ -128,6 +131,8 @@ pub struct CreateClient {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateClient {
+    /// Not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     /// Merged into the client's metadata key by key, as on the original platform: a key
     /// given `null` is deleted, a key not given is kept.
@@ -206,6 +211,17 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError
     Ok(())
 }
 
+fn validate_rate_limit(limit: Option<&RateLimit>) -> Result<(), ApiError> {
+    match limit {
+        Some(l) if l.per_second.get() > MAX_RATE_LIMIT || l.burst.get() > MAX_RATE_LIMIT => {
+            Err(ApiError::bad_request(format!(
+                "token_rate_limit: per_second and burst are 1 to {MAX_RATE_LIMIT}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `PATCH`'s merge: `null` deletes a key, a value sets it.
 fn merge_metadata(
     metadata: &mut BTreeMap<String, String>,
@@ -220,7 +236,9 @@ fn merge_metadata(
 }
 
 /// List clients (secrets are never listed).
-#[utoipa::path(get, path = "/clients", operation_id = "list_clients", tag = "clients", responses((status = 200, body = [ClientView])))]
+#[utoipa::path(get, path = "/clients", operation_id = "list_clients", tag = "clients",
+    security(("oauth2" = ["read:clients"])),
+    responses((status = 200, body = [ClientView])))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadClients>,
@@ -235,7 +253,9 @@ async fn list(
 }
 
 /// Create a client; the answer carries its secret, shown this once.
-#[utoipa::path(post, path = "/clients", operation_id = "create_client", tag = "clients", request_body = CreateClient,
+#[utoipa::path(post, path = "/clients", operation_id = "create_client", tag = "clients",
+    security(("oauth2" = ["create:clients"])),
+    request_body = CreateClient,
     responses((status = 201, body = ClientView), (status = 400, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -246,6 +266,7 @@ async fn create(
     if let Some(metadata) = &body.client_metadata {
         validate_metadata(metadata)?;
     }
+    validate_rate_limit(body.token_rate_limit.as_ref())?;
     if body.app_type.as_deref().is_some_and(|t| t != APP_TYPE) {
         return Err(ApiError::bad_request(format!(
             "app_type must be {APP_TYPE:?}"
@@ -295,6 +316,7 @@ async fn create(
 
 /// Get one client.
 #[utoipa::path(get, path = "/clients/{id}", operation_id = "get_client", tag = "clients",
+    security(("oauth2" = ["read:clients"])),
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -306,7 +328,9 @@ async fn get_one(
 }
 
 /// Change a client's name, metadata, rate limit or how it authenticates.
-#[utoipa::path(patch, path = "/clients/{id}", operation_id = "update_client", tag = "clients", request_body = UpdateClient,
+#[utoipa::path(patch, path = "/clients/{id}", operation_id = "update_client", tag = "clients",
+    security(("oauth2" = ["update:clients"])),
+    request_body = UpdateClient,
     responses((status = 200, body = ClientView), (status = 400, body = ApiError),
         (status = 404, body = ApiError)))]
 async fn update(
@@ -331,6 +355,7 @@ async fn update(
             validate_metadata(&client.client_metadata)?;
         }
         if let Some(limit) = body.token_rate_limit {
+            validate_rate_limit(limit.as_ref())?;
             client.token_rate_limit = limit;
         }
         let auth = &mut client.authentication;
@@ -384,7 +409,9 @@ fn check_credential_ids(credentials: &[ClientCredential], ids: &[String]) -> Res
 }
 
 /// Delete a client and its grants.
-#[utoipa::path(delete, path = "/clients/{id}", operation_id = "delete_client", tag = "clients", responses((status = 204), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
+#[utoipa::path(delete, path = "/clients/{id}", operation_id = "delete_client", tag = "clients",
+    security(("oauth2" = ["delete:clients"])),
+    responses((status = 204), (status = 404, body = ApiError), (status = 409, description = "It would leave no administrator", body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
     caller: Authorized<DeleteClients>,
@@ -414,6 +441,7 @@ async fn delete(
 /// Issue a new secret. The old one keeps working for the configured grace period
 /// (`TOKENHOST_SECRET_GRACE_SECONDS`, default 0: it stops at once).
 #[utoipa::path(post, path = "/clients/{id}/rotate-secret", operation_id = "rotate_client_secret", tag = "clients",
+    security(("oauth2" = ["update:clients"])),
     responses((status = 200, body = ClientView), (status = 404, body = ApiError)))]
 async fn rotate_secret(
     State(state): State<AppState>,

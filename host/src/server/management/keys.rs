@@ -70,7 +70,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List signing keys (public parts only).
-#[utoipa::path(get, path = "/keys/signing", operation_id = "list_signing_keys", tag = "keys", responses((status = 200, body = [SigningKeyView])))]
+#[utoipa::path(get, path = "/keys/signing", operation_id = "list_signing_keys", tag = "keys",
+    security(("oauth2" = ["read:signing_keys"])),
+    responses((status = 200, body = [SigningKeyView])))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadSigningKeys>,
@@ -104,7 +106,9 @@ fn settle_wait(s: &AppState, algs: &[SigningAlg]) -> Result<Duration, ApiError> 
 
 /// Rotate: the next key starts signing, the current one is retired (it stays in the JWKS
 /// until every token it signed has expired) and a new next key is published.
-#[utoipa::path(post, path = "/keys/signing/rotate", operation_id = "rotate_signing_keys", tag = "keys", request_body = RotateKeys,
+#[utoipa::path(post, path = "/keys/signing/rotate", operation_id = "rotate_signing_keys", tag = "keys",
+    security(("oauth2" = ["update:signing_keys"])),
+    request_body(content = Option<RotateKeys>, description = "Optional: an empty body rotates every algorithm"),
     responses((status = 200, body = [SigningKeyView])))]
 async fn rotate(
     State(state): State<AppState>,
@@ -115,9 +119,10 @@ async fn rotate(
     let alg = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<RotateKeys>(&body)
+        // `null` is an empty body too.
+        serde_json::from_slice::<Option<RotateKeys>>(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
-            .alg
+            .and_then(|body| body.alg)
     };
     let algs: Vec<SigningAlg> = alg
         .map(|a| vec![a])

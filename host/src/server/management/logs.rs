@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Authorized, Caller};
 use super::blocking;
-use super::json::Query;
+use super::json::{rfc3339_ms, Query};
 use super::scopes::{ReadLogs, Scope};
 use crate::server::api_error::ApiError;
 use crate::server::rule_logs::{self, Subscription};
@@ -33,10 +33,13 @@ pub struct LogQuery {
     pub rule_id: Option<String>,
     pub client_id: Option<String>,
     /// `issued`, `denied` or `failed`.
+    #[param(pattern = "^(issued|denied|failed)$")]
     pub outcome: Option<String>,
     /// RFC 3339: entries at or after this time.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// At most this many entries (default 50, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -51,14 +54,10 @@ impl LogQuery {
         }
         let since_ms = match &self.since {
             Some(since) => {
-                let time = humantime::parse_rfc3339_weak(since).map_err(|e| {
+                let ms = rfc3339_ms(since).map_err(|e| {
                     ApiError::bad_request(format!("since must be an RFC 3339 time: {e}"))
                 })?;
-                let ms = time
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or(Duration::ZERO)
-                    .as_millis();
-                Some(i64::try_from(ms).unwrap_or(i64::MAX))
+                Some(ms)
             }
             None => None,
         };
@@ -88,8 +87,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// takes at most `max_kept_output_bytes` of JSON (5,952 bytes at the default 4 KiB console
 /// cap), entries stored before that bound held included, so `limit` entries take at most
 /// `limit` times that plus their ids and names (under 7 MB at `limit=1000`).
-#[utoipa::path(get, path = "/logs", operation_id = "list_logs", tag = "logs", params(LogQuery),
-    responses((status = 200, description = "Log entries, newest first"), (status = 400, body = ApiError)))]
+#[utoipa::path(get, path = "/logs", operation_id = "list_logs", tag = "logs",
+    security(("oauth2" = ["read:logs"])),
+    params(LogQuery),
+    responses((status = 200, description = "Log entries, newest first", body = [LogEntry]), (status = 400, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadLogs>,
@@ -111,8 +112,12 @@ async fn list(
 /// Rule executions as they happen (Server-Sent Events), with the same filters. The stream
 /// ends within [`RECHECK_EVERY`] of its caller's client being deleted, its grant losing
 /// `read:logs` or its token expiring.
-#[utoipa::path(get, path = "/logs/stream", operation_id = "stream_logs", tag = "logs", params(LogQuery),
-    responses((status = 200, description = "text/event-stream, one JSON log entry per event"),
+#[utoipa::path(get, path = "/logs/stream", operation_id = "stream_logs", tag = "logs",
+    security(("oauth2" = ["read:logs"])),
+    params(LogQuery),
+    responses((status = 200, description = "Server-Sent Events: each event's data is one log entry \
+            (a `LogEntry` as JSON); comments say when entries were skipped or why the stream ended",
+            content_type = "text/event-stream", body = String),
         (status = 429, description = "max_log_streams streams are open already", body = ApiError)))]
 async fn follow(
     State(state): State<AppState>,

@@ -32,30 +32,13 @@ use super::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "tokenhost management API", description = "Manage APIs, clients, grants, rules and signing keys."),
-    components(schemas(ApiError)),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
+    info(
+        title = "tokenhost management API",
+        description = "Manage APIs, clients, grants, rules and signing keys."
+    ),
+    components(schemas(ApiError))
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// The `/api/v2` router, with `/api/v2/openapi.json` generated from the handlers.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -74,7 +57,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(audit::router())
         .split_for_parts();
     doc.merge(rules_doc);
-    openapi::add_common_responses(&mut doc);
+    openapi::complete(&mut doc, &config.token_endpoint());
     doc.servers = Some(vec![utoipa::openapi::Server::new(format!(
         "{}api/v2",
         config.issuer

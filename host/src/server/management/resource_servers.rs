@@ -52,9 +52,13 @@ impl From<ResourceServer> for ResourceServerView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceServer {
+    /// The audience clients will ask for (not the management API's own).
+    #[schema(min_length = 1, example = "https://api.example.com/")]
     pub identifier: String,
     pub name: Option<String>,
     pub scopes: Option<Vec<ScopeDef>>,
+    /// Seconds a token for this API is valid (default 86400).
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub token_lifetime: Option<u32>,
     pub signing_alg: Option<SigningAlg>,
     pub allow_rule_added_scopes: Option<bool>,
@@ -65,6 +69,8 @@ pub struct CreateResourceServer {
 pub struct UpdateResourceServer {
     pub name: Option<String>,
     pub scopes: Option<Vec<ScopeDef>>,
+    /// Seconds a token for this API is valid (default 86400).
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub token_lifetime: Option<u32>,
     pub signing_alg: Option<SigningAlg>,
     pub allow_rule_added_scopes: Option<bool>,
@@ -112,6 +118,7 @@ fn find(state: &AppState, id: &str) -> Result<ResourceServer, ApiError> {
 
 /// List APIs.
 #[utoipa::path(get, path = "/resource-servers", operation_id = "list_resource_servers", tag = "resource-servers",
+    security(("oauth2" = ["read:resource_servers"])),
     responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -122,7 +129,9 @@ async fn list(
 }
 
 /// Create an API.
-#[utoipa::path(post, path = "/resource-servers", operation_id = "create_resource_server", tag = "resource-servers", request_body = CreateResourceServer,
+#[utoipa::path(post, path = "/resource-servers", operation_id = "create_resource_server", tag = "resource-servers",
+    security(("oauth2" = ["create:resource_servers"])),
+    request_body = CreateResourceServer,
     responses((status = 201, body = ResourceServerView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -156,6 +165,7 @@ async fn create(
 
 /// Get one API.
 #[utoipa::path(get, path = "/resource-servers/{id}", operation_id = "get_resource_server", tag = "resource-servers",
+    security(("oauth2" = ["read:resource_servers"])),
     responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -166,7 +176,9 @@ async fn get_one(
 }
 
 /// Change an API (its identifier cannot change).
-#[utoipa::path(patch, path = "/resource-servers/{id}", operation_id = "update_resource_server", tag = "resource-servers", request_body = UpdateResourceServer,
+#[utoipa::path(patch, path = "/resource-servers/{id}", operation_id = "update_resource_server", tag = "resource-servers",
+    security(("oauth2" = ["update:resource_servers"])),
+    request_body = UpdateResourceServer,
     responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
@@ -207,6 +219,7 @@ async fn update(
 
 /// Delete an API; its client grants go with it.
 #[utoipa::path(delete, path = "/resource-servers/{id}", operation_id = "delete_resource_server", tag = "resource-servers",
+    security(("oauth2" = ["delete:resource_servers"])),
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,

@@ -10,6 +10,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,6 +39,31 @@ pub struct SecretView {
     pub name: String,
     pub updated_at: i64,
 }
+
+/// The body of `PATCH /rules/{id}/secrets` in the OpenAPI document: names to values (at
+/// most [`MAX_VALUE_BYTES`] bytes of UTF-8), `null` removing one.
+struct SecretsPatch;
+
+impl utoipa::PartialSchema for SecretsPatch {
+    fn schema() -> RefOr<Schema> {
+        let value = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(MAX_VALUE_BYTES));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(format!("^[A-Za-z0-9_]{{1,{MAX_NAME_CHARS}}}$"))),
+            ))
+            .additional_properties(Some(value))
+            .max_properties(Some(MAX_SECRETS))
+            .examples([serde_json::json!({"API_KEY": "s3cr3t", "OLD_KEY": null})])
+            .into()
+    }
+}
+
+impl ToSchema for SecretsPatch {}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, patch))
@@ -98,6 +125,7 @@ fn parse_changes(body: Map<String, Value>) -> Result<Changes, ApiError> {
 
 /// List a rule's secrets: names only, never values.
 #[utoipa::path(get, path = "/rules/{id}/secrets", operation_id = "list_rule_secrets", tag = "rules",
+    security(("oauth2" = ["read:rules"])),
     responses((status = 200, body = [SecretView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -115,7 +143,8 @@ async fn list(
 /// Set a rule's secrets: `{"NAME": "value"}` sets (or replaces) one, `{"NAME": null}`
 /// removes one; others are kept. Answers with the names the rule now has.
 #[utoipa::path(patch, path = "/rules/{id}/secrets", operation_id = "update_rule_secrets", tag = "rules",
-    request_body(content = std::collections::HashMap<String, Option<String>>, description = "Secret names to string values, or null to remove"),
+    security(("oauth2" = ["update:rules"])),
+    request_body(content = SecretsPatch, description = "Secret names to string values, or null to remove"),
     responses((status = 200, body = [SecretView]),
         (status = 400, description = "A bad name or value, or over 30 secrets", body = ApiError),
         (status = 404, body = ApiError)))]

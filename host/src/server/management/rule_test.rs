@@ -18,7 +18,7 @@ use super::blocking;
 use super::json::Body;
 use super::rules::{compile_error, find};
 use super::scopes::*;
-use crate::rules::{RuleCache, RuleInput, RuleSecrets};
+use crate::rules::{Denial, EventFile, Failure, LogLine, RuleCache, RuleInput, RuleSecrets, Token};
 use crate::server::api_error::ApiError;
 use crate::server::state::AppState;
 
@@ -29,9 +29,43 @@ pub struct TestRule {
     /// `{"client": {...}, "scope": [...], "audience": "...", "context": {...}}`; missing parts
     /// get defaults. Secrets in `context.secrets` override the rule's own of the same name.
     #[serde(default)]
+    #[schema(value_type = Option<EventFile>)]
     pub event: Value,
     /// JavaScript source to run instead of the rule's current version; it is not saved.
     pub script: Option<String>,
+}
+
+// The answer's shape in the OpenAPI document. The handler builds the answer from the
+// execution's own serialization; tests/it/openapi.rs checks real answers against this.
+/// What a test execution did.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TestReport {
+    outcome: ReportOutcome,
+    /// The token as the token endpoint would issue it; null unless one would be issued.
+    token: Option<Token>,
+    /// Present when the rule denied.
+    #[schema(required = false)]
+    denial: Option<Denial>,
+    /// Present when the rule failed.
+    #[schema(required = false)]
+    failure: Option<Failure>,
+    logs: Vec<LogLine>,
+    /// Some of the rule's output was cut to its bounds.
+    truncated: bool,
+    fuel_used: u64,
+    duration_us: u64,
+    /// The saved version that ran; null for an unsaved script.
+    version: Option<u32>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ReportOutcome {
+    Issued,
+    Denied,
+    Failed,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,8 +75,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Run a rule against a sample event without issuing a token. Answers
 /// `{outcome, token, denial | failure, logs, fuel_used, duration_us, version}` (`token` is
 /// null unless one would be issued; `version` is null for an unsaved script).
-#[utoipa::path(post, path = "/rules/{id}/test", operation_id = "test_rule", tag = "rules", request_body = TestRule,
-    responses((status = 200, description = "What the execution did", body = Object),
+#[utoipa::path(post, path = "/rules/{id}/test", operation_id = "test_rule", tag = "rules",
+    security(("oauth2" = ["update:rules"])),
+    request_body = TestRule,
+    responses((status = 200, description = "What the execution did", body = TestReport),
         (status = 400, description = "A bad event, or an unsaved script that does not compile", body = ApiError),
         (status = 404, body = ApiError)))]
 async fn test(

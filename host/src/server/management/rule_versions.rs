@@ -74,6 +74,7 @@ fn latest(versions: &[RuleVersion]) -> u32 {
 
 /// List a rule's versions, oldest first (without their code).
 #[utoipa::path(get, path = "/rules/{id}/versions", operation_id = "list_rule_versions", tag = "rules",
+    security(("oauth2" = ["read:rules"])),
     responses((status = 200, body = [VersionView]), (status = 404, body = ApiError)))]
 async fn list(
     State(state): State<AppState>,
@@ -96,6 +97,7 @@ async fn list(
 
 /// Get one version of a rule, with its script.
 #[utoipa::path(get, path = "/rules/{id}/versions/{number}", operation_id = "get_rule_version", tag = "rules",
+    security(("oauth2" = ["read:rules"])),
     responses((status = 200, body = VersionView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -120,6 +122,7 @@ async fn get_one(
 /// Deploy an earlier version again: its code is compiled like an upload and becomes a new
 /// version, the current one, from the next token request on.
 #[utoipa::path(post, path = "/rules/{id}/versions/{number}/deploy", operation_id = "deploy_rule_version", tag = "rules",
+    security(("oauth2" = ["update:rules"])),
     responses((status = 201, description = "The new version", body = VersionView),
         (status = 400, description = "The old code no longer compiles", body = ApiError),
         (status = 404, body = ApiError)))]

@@ -64,6 +64,8 @@ impl From<Rule> for RuleView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRule {
+    /// 1-128 letters, digits, spaces, `-` and `_`.
+    #[schema(pattern = "^[A-Za-z0-9 _-]{1,128}$", example = "add-tier-claim")]
     pub name: Option<String>,
     /// JavaScript source: `module.exports = function (client, scope, audience, context, cb) {...}`.
     pub script: Option<String>,
@@ -77,6 +79,8 @@ pub struct CreateRule {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRule {
+    /// 1-128 letters, digits, spaces, `-` and `_`.
+    #[schema(pattern = "^[A-Za-z0-9 _-]{1,128}$")]
     pub name: Option<String>,
     pub script: Option<String>,
     pub component: Option<String>,
@@ -189,7 +193,9 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
 }
 
 /// List rules in chain order.
-#[utoipa::path(get, path = "/rules", operation_id = "list_rules", tag = "rules", responses((status = 200, body = [RuleView])))]
+#[utoipa::path(get, path = "/rules", operation_id = "list_rules", tag = "rules",
+    security(("oauth2" = ["read:rules"])),
+    responses((status = 200, body = [RuleView])))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadRules>,
@@ -200,7 +206,9 @@ async fn list(
 
 /// Upload a rule (JS `script`, or a `component`); it is compiled now and runs from the
 /// next token request on.
-#[utoipa::path(post, path = "/rules", operation_id = "create_rule", tag = "rules", request_body = CreateRule,
+#[utoipa::path(post, path = "/rules", operation_id = "create_rule", tag = "rules",
+    security(("oauth2" = ["create:rules"])),
+    request_body = CreateRule,
     responses((status = 201, body = RuleView), (status = 400, description = "Compile error, with line and column", body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
@@ -252,7 +260,9 @@ async fn create(
 }
 
 /// Get one rule.
-#[utoipa::path(get, path = "/rules/{id}", operation_id = "get_rule", tag = "rules", responses((status = 200, body = RuleView), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/rules/{id}", operation_id = "get_rule", tag = "rules",
+    security(("oauth2" = ["read:rules"])),
+    responses((status = 200, body = RuleView), (status = 404, body = ApiError)))]
 async fn get_one(
     State(state): State<AppState>,
     _: Authorized<ReadRules>,
@@ -262,7 +272,9 @@ async fn get_one(
 }
 
 /// Change a rule's script (recompiled), name, `enabled` or `order`.
-#[utoipa::path(patch, path = "/rules/{id}", operation_id = "update_rule", tag = "rules", request_body = UpdateRule,
+#[utoipa::path(patch, path = "/rules/{id}", operation_id = "update_rule", tag = "rules",
+    security(("oauth2" = ["update:rules"])),
+    request_body = UpdateRule,
     responses((status = 200, body = RuleView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn update(
     State(state): State<AppState>,
@@ -324,7 +336,9 @@ async fn update(
 }
 
 /// Delete a rule.
-#[utoipa::path(delete, path = "/rules/{id}", operation_id = "delete_rule", tag = "rules", responses((status = 204), (status = 404, body = ApiError)))]
+#[utoipa::path(delete, path = "/rules/{id}", operation_id = "delete_rule", tag = "rules",
+    security(("oauth2" = ["delete:rules"])),
+    responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete(
     State(state): State<AppState>,
     caller: Authorized<DeleteRules>,
