@@ -16,5 +16,6 @@ mod hostile;
 mod logs;
 mod management;
 mod operations;
+mod paging;
 mod rule_admin;
 mod token_endpoint;
