@@ -17,5 +17,6 @@ mod logs;
 mod management;
 mod openapi;
 mod operations;
+mod paging;
 mod rule_admin;
 mod token_endpoint;

@@ -46,11 +46,15 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Only entries older than this id (paging backwards).
     pub before_id: Option<i64>,
+    /// Skips this many of the matching entries (paging by page number).
+    pub offset: u64,
 }
 
 /// Where the audit trail lives. Blocking calls.
 pub trait AuditStore {
     fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+    /// How many entries match `filter` (its limit and offset aside).
+    fn count_audit(&self, filter: &AuditFilter) -> StoreResult<u64>;
     /// Deletes the entries recorded before `before` (Unix seconds); returns how many.
     fn prune_audit(&self, before: i64) -> StoreResult<usize>;
 }
@@ -109,7 +113,7 @@ impl AuditStore for SqliteStore {
                AND (?3 IS NULL OR actor = ?3)
                AND (?4 IS NULL OR seq < ?4)
              ORDER BY seq DESC
-             LIMIT ?5",
+             LIMIT ?5 OFFSET ?6",
         )?;
         let mut rows = stmt.query(params![
             filter.target_type,
@@ -117,6 +121,7 @@ impl AuditStore for SqliteStore {
             filter.actor,
             filter.before_id,
             filter.limit,
+            i64::try_from(filter.offset).unwrap_or(i64::MAX),
         ])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -134,5 +139,27 @@ impl AuditStore for SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    fn count_audit(&self, filter: &AuditFilter) -> StoreResult<u64> {
+        let count: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM audit_log
+                 WHERE (?1 IS NULL OR target_type = ?1)
+                   AND (?2 IS NULL OR target_id = ?2)
+                   AND (?3 IS NULL OR actor = ?3)
+                   AND (?4 IS NULL OR seq < ?4)",
+            )?
+            .query_row(
+                params![
+                    filter.target_type,
+                    filter.target_id,
+                    filter.actor,
+                    filter.before_id
+                ],
+                |row| row.get(0),
+            )?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

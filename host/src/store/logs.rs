@@ -32,6 +32,7 @@ pub struct LogEntry {
     pub fuel_used: u64,
     pub duration_us: u64,
     /// The rule's console output, capped per execution, secrets redacted.
+    #[schema(value_type = Vec<Object>)]
     pub logs: Vec<LogLine>,
     /// Some of the rule's output was cut to its bounds (the console cap, a failure's
     /// allowances). Absent in entries from servers before it was recorded.
@@ -48,6 +49,8 @@ pub struct LogFilter {
     /// Unix milliseconds: entries at or after.
     pub since_ms: Option<i64>,
     pub limit: usize,
+    /// Skips this many of the matching entries (paging by page number).
+    pub offset: usize,
 }
 
 impl LogFilter {
@@ -68,8 +71,33 @@ pub trait LogStore {
     fn append_logs(&self, entries: &[LogEntry]) -> StoreResult<()>;
     /// Newest first.
     fn list_logs(&self, filter: &LogFilter) -> StoreResult<Vec<LogEntry>>;
+    /// How many entries match `filter` (its limit and offset aside).
+    fn count_logs(&self, filter: &LogFilter) -> StoreResult<u64>;
     /// Keeps at most `max_entries`, none older than `min_time_ms`; returns how many went.
     fn prune_logs(&self, max_entries: usize, min_time_ms: i64) -> StoreResult<usize>;
+}
+
+/// `select` with the `WHERE` of `filter`, and its arguments.
+fn where_clause(select: &str, filter: &LogFilter) -> (String, Vec<SqlValue>) {
+    let mut sql = format!("{select} WHERE 1 = 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut add = |clause: &str, value: SqlValue| {
+        args.push(value);
+        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+    };
+    if let Some(rule) = &filter.rule_id {
+        add("rule_id =", SqlValue::Text(rule.clone()));
+    }
+    if let Some(client) = &filter.client_id {
+        add("client_id =", SqlValue::Text(client.clone()));
+    }
+    if let Some(outcome) = &filter.outcome {
+        add("outcome =", SqlValue::Text(outcome.clone()));
+    }
+    if let Some(since) = filter.since_ms {
+        add("time_ms >=", SqlValue::Integer(since));
+    }
+    (sql, args)
 }
 
 impl LogStore for SqliteStore {
@@ -108,28 +136,15 @@ impl LogStore for SqliteStore {
     }
 
     fn list_logs(&self, filter: &LogFilter) -> StoreResult<Vec<LogEntry>> {
-        let mut sql = String::from(
+        let (mut sql, args) = where_clause(
             "SELECT id, time_ms, request_id, rule_id, rule_name, client_id, audience, outcome, code, cause,
-                    fuel_used, duration_us, console, truncated FROM rule_logs WHERE 1 = 1",
+                    fuel_used, duration_us, console, truncated FROM rule_logs",
+            filter,
         );
-        let mut args: Vec<SqlValue> = Vec::new();
-        let mut add = |clause: &str, value: SqlValue| {
-            args.push(value);
-            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-        };
-        if let Some(rule) = &filter.rule_id {
-            add("rule_id =", SqlValue::Text(rule.clone()));
-        }
-        if let Some(client) = &filter.client_id {
-            add("client_id =", SqlValue::Text(client.clone()));
-        }
-        if let Some(outcome) = &filter.outcome {
-            add("outcome =", SqlValue::Text(outcome.clone()));
-        }
-        if let Some(since) = filter.since_ms {
-            add("time_ms >=", SqlValue::Integer(since));
-        }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", filter.limit));
+        sql.push_str(&format!(
+            " ORDER BY seq DESC LIMIT {} OFFSET {}",
+            filter.limit, filter.offset
+        ));
         let conn = self.conn();
         let mut query = conn.prepare(&sql)?;
         let rows = query.query_map(params_from_iter(args), |row| {
@@ -163,6 +178,14 @@ impl LogStore for SqliteStore {
             entries.push(entry);
         }
         Ok(entries)
+    }
+
+    fn count_logs(&self, filter: &LogFilter) -> StoreResult<u64> {
+        let (sql, args) = where_clause("SELECT COUNT(*) FROM rule_logs", filter);
+        let count: i64 = self
+            .conn()
+            .query_row(&sql, params_from_iter(args), |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     fn prune_logs(&self, max_entries: usize, min_time_ms: i64) -> StoreResult<usize> {

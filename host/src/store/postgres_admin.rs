@@ -92,7 +92,7 @@ impl LogStore for PgStore {
                    AND ($2::text IS NULL OR client_id = $2)
                    AND ($3::text IS NULL OR outcome = $3)
                    AND ($4::bigint IS NULL OR time_ms >= $4)
-                 ORDER BY seq DESC LIMIT $5"
+                 ORDER BY seq DESC LIMIT $5 OFFSET $6"
             ),
             &[
                 &filter.rule_id,
@@ -100,9 +100,27 @@ impl LogStore for PgStore {
                 &filter.outcome,
                 &filter.since_ms,
                 &saturating_i64(filter.limit as u64),
+                &saturating_i64(filter.offset as u64),
             ],
         )?;
         rows.iter().map(log_from_row).collect()
+    }
+
+    fn count_logs(&self, filter: &LogFilter) -> StoreResult<u64> {
+        let row = self.query_one(
+            "SELECT COUNT(*) FROM rule_logs
+             WHERE ($1::text IS NULL OR rule_id = $1)
+               AND ($2::text IS NULL OR client_id = $2)
+               AND ($3::text IS NULL OR outcome = $3)
+               AND ($4::bigint IS NULL OR time_ms >= $4)",
+            &[
+                &filter.rule_id,
+                &filter.client_id,
+                &filter.outcome,
+                &filter.since_ms,
+            ],
+        )?;
+        Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
     }
 
     fn prune_logs(&self, max_entries: usize, min_time_ms: i64) -> StoreResult<usize> {
@@ -134,13 +152,14 @@ impl AuditStore for PgStore {
                AND ($3::text IS NULL OR actor = $3)
                AND ($4::bigint IS NULL OR seq < $4)
              ORDER BY seq DESC
-             LIMIT $5",
+             LIMIT $5 OFFSET $6",
             &[
                 &filter.target_type,
                 &filter.target_id,
                 &filter.actor,
                 &filter.before_id,
                 &i64::from(filter.limit),
+                &saturating_i64(filter.offset),
             ],
         )?;
         rows.iter()
@@ -159,6 +178,23 @@ impl AuditStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn count_audit(&self, filter: &AuditFilter) -> StoreResult<u64> {
+        let row = self.query_one(
+            "SELECT COUNT(*) FROM audit_log
+             WHERE ($1::text IS NULL OR target_type = $1)
+               AND ($2::text IS NULL OR target_id = $2)
+               AND ($3::text IS NULL OR actor = $3)
+               AND ($4::bigint IS NULL OR seq < $4)",
+            &[
+                &filter.target_type,
+                &filter.target_id,
+                &filter.actor,
+                &filter.before_id,
+            ],
+        )?;
+        Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
     }
 
     fn prune_audit(&self, before: i64) -> StoreResult<usize> {

@@ -260,6 +260,8 @@ on_every_backend! {
     admin::entries_come_back_newest_first_and_filtered,
     admin::pruning_keeps_the_newest_within_age,
     admin::entries_list_newest_first_and_filter,
+    admin::audit_pages_are_offset_and_counted,
+    admin::log_pages_are_offset_and_counted,
     admin::pruning_deletes_only_entries_older_than_the_cutoff,
     admin::versions_are_numbered_per_rule_and_go_with_the_rule,
     admin::secrets_are_set_replaced_and_removed_in_one_change,

@@ -22,14 +22,19 @@ use utoipa_axum::routes;
 use super::auth::{Authorized, Caller};
 use super::blocking;
 use super::json::Query;
+use super::paging::{List, ListQuery, Paging};
 use super::scopes::ReadAudit;
 use crate::redacted::REDACTED;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{rfc3339_ms, AuditEntry, AuditFilter, AuditRecord, StoreResult, StoreTx};
-/// Entries per page unless `limit` says otherwise, and the most `limit` may ask for.
-pub const DEFAULT_LIMIT: u32 = 100;
+/// The most `limit` may ask for.
 pub const MAX_LIMIT: u32 = 1000;
+
+pub(super) const LIST: List = List {
+    operation_id: "list_audit_entries",
+    key: "audit",
+};
 
 /// One change, before it is recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,9 +244,8 @@ impl From<AuditEntry> for AuditView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// At most this many entries (default 100, at most 1000).
+    /// Only the first this many entries (1 to 1000), instead of `page` and `per_page`.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only changes to this kind of resource (`client`, `rule`, `resource_server`, ...).
@@ -261,28 +265,36 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List management changes, newest first.
 #[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit",
     security(("oauth2" = ["read:audit"])),
-    params(AuditQuery),
-    responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)))]
+    responses((status = 200, body = [AuditView]), (status = 403, body = ApiError)),
+    params(AuditQuery, ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadAudit>,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditView>>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    Query(list): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let paging = Paging::new::<AuditView>(&list)?.or_limit(query.limit, MAX_LIMIT, &list)?;
     let filter = AuditFilter {
-        limit,
+        limit: paging.per_page,
+        offset: paging.start,
         target_type: query.target_type,
         target_id: query.target_id,
         actor: query.actor,
         before_id: query.before_id,
     };
-    let entries = blocking(&state, move |s| Ok(s.store.list_audit(&filter)?)).await?;
-    Ok(Json(entries.into_iter().map(Into::into).collect()))
+    let totals = paging.totals();
+    let (entries, total) = blocking(&state, move |s| {
+        let entries = s.store.list_audit(&filter)?;
+        let total = if totals {
+            s.store.count_audit(&filter)?
+        } else {
+            0
+        };
+        Ok((entries, total))
+    })
+    .await?;
+    let views = entries.into_iter().map(AuditView::from).collect();
+    paging.answer_page(&LIST, views, total)
 }
 
 #[cfg(test)]

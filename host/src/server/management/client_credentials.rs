@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +17,8 @@ use utoipa_axum::routes;
 use super::audit::{self, Change};
 use super::auth::{Authorized, Caller};
 use super::clients::find;
-use super::json::{rfc3339_ms as parse_rfc3339_ms, Body};
+use super::json::{rfc3339_ms as parse_rfc3339_ms, Body, Query};
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::client_auth::credential::parse_pem;
@@ -24,6 +26,11 @@ use crate::credentials::generate_id;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{rfc3339_ms, AssertionAlg, Client, ClientCredential, MAX_CLIENT_CREDENTIALS};
+
+pub(super) const LIST: List = List {
+    operation_id: "list_client_credentials",
+    key: "credentials",
+};
 
 /// The only credential type: a public key or a certificate, in PEM.
 pub const PUBLIC_KEY: &str = "public_key";
@@ -94,14 +101,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List a client's credentials.
 #[utoipa::path(get, path = "/clients/{id}/credentials", operation_id = "list_client_credentials", tag = "clients",
     security(("oauth2" = ["read:clients"])),
-    responses((status = 200, body = [CredentialView]), (status = 404, body = ApiError)))]
+    responses((status = 200, body = [CredentialView]), (status = 404, body = ApiError)),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadClients>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<CredentialView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let client = blocking(&state, move |s| find(s, &id)).await?;
-    Ok(Json(client.credentials.iter().map(Into::into).collect()))
+    let views = client.credentials.iter().map(CredentialView::from);
+    paging::answer(&LIST, &query, views)
 }
 
 /// Add a public-key credential to a client. It verifies nothing until the client lists it

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,12 +13,18 @@ use super::audit::{self, Change};
 use super::auth::{Authorized, Caller};
 use super::json::{Body, Query};
 use super::lockout;
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::generate_id;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::ClientGrant;
+
+pub(super) const LIST: List = List {
+    operation_id: "list_client_grants",
+    key: "client_grants",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientGrantView {
@@ -103,22 +110,21 @@ fn may_give(state: &AppState, caller: &Caller, grant: &ClientGrant) -> Result<()
 /// List grants, optionally for one client or one audience.
 #[utoipa::path(get, path = "/client-grants", operation_id = "list_client_grants", tag = "client-grants",
     security(("oauth2" = ["read:client_grants"])),
-    params(GrantFilter),
-    responses((status = 200, body = [ClientGrantView])))]
+    responses((status = 200, body = [ClientGrantView])),
+    params(GrantFilter, ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadClientGrants>,
     Query(filter): Query<GrantFilter>,
-) -> Result<Json<Vec<ClientGrantView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let grants = blocking(&state, |s| Ok(s.store.list_client_grants()?)).await?;
-    Ok(Json(
-        grants
-            .into_iter()
-            .filter(|g| filter.client_id.as_ref().is_none_or(|c| &g.client_id == c))
-            .filter(|g| filter.audience.as_ref().is_none_or(|a| &g.audience == a))
-            .map(Into::into)
-            .collect(),
-    ))
+    let views = grants
+        .into_iter()
+        .filter(|g| filter.client_id.as_ref().is_none_or(|c| &g.client_id == c))
+        .filter(|g| filter.audience.as_ref().is_none_or(|a| &g.audience == a))
+        .map(ClientGrantView::from);
+    paging::answer(&LIST, &query, views)
 }
 
 /// Grant a client access to an API.

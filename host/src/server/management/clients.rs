@@ -8,14 +8,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
-use super::json::Body;
+use super::json::{Body, Query};
 use super::lockout;
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::{generate_id, generate_secret};
@@ -27,6 +29,11 @@ use crate::store::{
 };
 
 pub const APP_TYPE: &str = "non_interactive";
+
+pub(super) const LIST: List = List {
+    operation_id: "list_clients",
+    key: "clients",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
@@ -238,18 +245,16 @@ fn merge_metadata(
 /// List clients (secrets are never listed).
 #[utoipa::path(get, path = "/clients", operation_id = "list_clients", tag = "clients",
     security(("oauth2" = ["read:clients"])),
-    responses((status = 200, body = [ClientView])))]
+    responses((status = 200, body = [ClientView])),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadClients>,
-) -> Result<Json<Vec<ClientView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let clients = blocking(&state, |s| Ok(s.store.list_clients()?)).await?;
-    Ok(Json(
-        clients
-            .into_iter()
-            .map(|c| ClientView::new(c, None))
-            .collect(),
-    ))
+    let views = clients.into_iter().map(|c| ClientView::new(c, None));
+    paging::answer(&LIST, &query, views)
 }
 
 /// Create a client; the answer carries its secret, shown this once.

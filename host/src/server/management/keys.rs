@@ -6,12 +6,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
+use super::json::Query;
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::keys;
@@ -19,6 +22,11 @@ use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState, StateError};
 use crate::server::{cluster, rule_logs};
 use crate::store::{KeyState, SigningAlg, SigningKey};
+
+pub(super) const LIST: List = List {
+    operation_id: "list_signing_keys",
+    key: "keys",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyView {
@@ -72,13 +80,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List signing keys (public parts only).
 #[utoipa::path(get, path = "/keys/signing", operation_id = "list_signing_keys", tag = "keys",
     security(("oauth2" = ["read:signing_keys"])),
-    responses((status = 200, body = [SigningKeyView])))]
+    responses((status = 200, body = [SigningKeyView])),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadSigningKeys>,
-) -> Result<Json<Vec<SigningKeyView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let keys = blocking(&state, |s| s.signing_keys().map_err(key_error)).await?;
-    Ok(Json(keys.into_iter().map(Into::into).collect()))
+    paging::answer(&LIST, &query, keys.into_iter().map(SigningKeyView::from))
 }
 
 /// How long until the `Next` keys that rotating `algs` would make sign have been stored

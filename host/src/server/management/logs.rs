@@ -10,6 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 use utoipa::IntoParams;
@@ -19,14 +20,20 @@ use utoipa_axum::routes;
 use super::auth::{Authorized, Caller};
 use super::blocking;
 use super::json::{rfc3339_ms, Query};
+use super::paging::{List, ListQuery, Paging};
 use super::scopes::{ReadLogs, Scope};
 use crate::server::api_error::ApiError;
 use crate::server::rule_logs::{self, Subscription};
 use crate::server::state::AppState;
 use crate::store::{LogEntry, LogFilter};
 
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 1000;
+/// The most `limit` may ask for.
+pub const MAX_LIMIT: u32 = 1000;
+
+pub(super) const LIST: List = List {
+    operation_id: "list_logs",
+    key: "logs",
+};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct LogQuery {
@@ -38,9 +45,10 @@ pub struct LogQuery {
     /// RFC 3339: entries at or after this time.
     #[param(format = DateTime)]
     pub since: Option<String>,
-    /// At most this many entries (default 50, at most 1000).
+    /// `/logs`: only the first this many entries (1 to 1000), instead of `page` and
+    /// `per_page`.
     #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<usize>,
+    pub limit: Option<u32>,
 }
 
 impl LogQuery {
@@ -61,18 +69,12 @@ impl LogQuery {
             }
             None => None,
         };
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::bad_request(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
-        }
         Ok(LogFilter {
             rule_id: self.rule_id,
             client_id: self.client_id,
             outcome: self.outcome,
             since_ms,
-            limit,
+            ..LogFilter::default()
         })
     }
 }
@@ -89,24 +91,38 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `limit` times that plus their ids and names (under 7 MB at `limit=1000`).
 #[utoipa::path(get, path = "/logs", operation_id = "list_logs", tag = "logs",
     security(("oauth2" = ["read:logs"])),
-    params(LogQuery),
-    responses((status = 200, description = "Log entries, newest first", body = [LogEntry]), (status = 400, body = ApiError)))]
+    responses((status = 200, description = "Log entries, newest first", body = [LogEntry]), (status = 400, body = ApiError)),
+    params(LogQuery, ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
-) -> Result<Json<Vec<LogEntry>>, ApiError> {
-    let filter = query.filter()?;
+    Query(list): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let paging = Paging::new::<LogEntry>(&list)?.or_limit(query.limit, MAX_LIMIT, &list)?;
+    let filter = LogFilter {
+        limit: paging.per_page as usize,
+        offset: usize::try_from(paging.start).unwrap_or(usize::MAX),
+        ..query.filter()?
+    };
+    let totals = paging.totals();
     let max_log_bytes = state.engine.limits().max_log_bytes;
-    let entries = blocking(&state, move |s| {
-        let entries = s.store.list_logs(&filter)?;
-        Ok(entries
+    let (entries, total) = blocking(&state, move |s| {
+        let entries: Vec<LogEntry> = s
+            .store
+            .list_logs(&filter)?
             .into_iter()
             .map(|entry| rule_logs::bounded(entry, max_log_bytes))
-            .collect())
+            .collect();
+        let total = if totals {
+            s.store.count_logs(&filter)?
+        } else {
+            0
+        };
+        Ok((entries, total))
     })
     .await?;
-    Ok(Json(entries))
+    paging.answer_page(&LIST, entries, total)
 }
 
 /// Rule executions as they happen (Server-Sent Events), with the same filters. The stream

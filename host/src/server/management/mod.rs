@@ -14,6 +14,7 @@ mod keys;
 mod lockout;
 mod logs;
 mod openapi;
+mod paging;
 mod resource_servers;
 mod rule_secrets;
 mod rule_test;
@@ -58,6 +59,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .split_for_parts();
     doc.merge(rules_doc);
     openapi::complete(&mut doc, &config.token_endpoint());
+    paging::describe(
+        &mut doc,
+        &[
+            clients::LIST,
+            client_credentials::LIST,
+            client_grants::LIST,
+            resource_servers::LIST,
+            keys::LIST,
+            rules::LIST,
+            rule_secrets::LIST,
+            rule_versions::LIST,
+            audit::LIST,
+            logs::LIST,
+        ],
+    );
     doc.servers = Some(vec![utoipa::openapi::Server::new(format!(
         "{}api/v2",
         config.issuer

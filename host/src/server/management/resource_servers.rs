@@ -4,13 +4,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
-use super::json::Body;
+use super::json::{Body, Query};
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::generate_id;
@@ -22,6 +24,11 @@ use crate::store::{ResourceServer, ScopeDef, SigningAlg};
 pub const DEFAULT_TOKEN_LIFETIME: u32 = 86_400;
 /// At most 30 days.
 pub const MAX_TOKEN_LIFETIME: u32 = 2_592_000;
+
+pub(super) const LIST: List = List {
+    operation_id: "list_resource_servers",
+    key: "resource_servers",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResourceServerView {
@@ -107,25 +114,33 @@ fn validate(api: &ResourceServer, management_audience: &str) -> Result<(), ApiEr
     Ok(())
 }
 
+/// The API whose id is `id`, or else the one whose identifier (audience) is `id`, as on
+/// the original platform.
 fn find(state: &AppState, id: &str) -> Result<ResourceServer, ApiError> {
-    state
-        .store
-        .list_resource_servers()?
-        .into_iter()
-        .find(|api| api.id == id)
+    let apis = state.store.list_resource_servers()?;
+    let by_id = apis.iter().position(|api| api.id == id);
+    by_id
+        .or_else(|| apis.iter().position(|api| api.identifier == id))
+        .and_then(|at| apis.into_iter().nth(at))
         .ok_or_else(|| ApiError::not_found("The resource server"))
 }
 
 /// List APIs.
 #[utoipa::path(get, path = "/resource-servers", operation_id = "list_resource_servers", tag = "resource-servers",
     security(("oauth2" = ["read:resource_servers"])),
-    responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)))]
+    responses((status = 200, body = [ResourceServerView]), (status = 403, body = ApiError)),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadResourceServers>,
-) -> Result<Json<Vec<ResourceServerView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let apis = blocking(&state, |s| Ok(s.store.list_resource_servers()?)).await?;
-    Ok(Json(apis.into_iter().map(Into::into).collect()))
+    paging::answer(
+        &LIST,
+        &query,
+        apis.into_iter().map(ResourceServerView::from),
+    )
 }
 
 /// Create an API.
@@ -166,7 +181,8 @@ async fn create(
 /// Get one API.
 #[utoipa::path(get, path = "/resource-servers/{id}", operation_id = "get_resource_server", tag = "resource-servers",
     security(("oauth2" = ["read:resource_servers"])),
-    responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ResourceServerView), (status = 404, body = ApiError)),
+    params(("id" = String, Path, description = "The API's `id`, or its `identifier` (the audience), percent-encoded: `https%3A%2F%2Fapi.example.com%2F`")))]
 async fn get_one(
     State(state): State<AppState>,
     _: Authorized<ReadResourceServers>,
@@ -179,7 +195,8 @@ async fn get_one(
 #[utoipa::path(patch, path = "/resource-servers/{id}", operation_id = "update_resource_server", tag = "resource-servers",
     security(("oauth2" = ["update:resource_servers"])),
     request_body = UpdateResourceServer,
-    responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ResourceServerView), (status = 400, body = ApiError), (status = 404, body = ApiError)),
+    params(("id" = String, Path, description = "The API's `id`, or its `identifier` (the audience), percent-encoded: `https%3A%2F%2Fapi.example.com%2F`")))]
 async fn update(
     State(state): State<AppState>,
     caller: Authorized<UpdateResourceServers>,
@@ -206,7 +223,7 @@ async fn update(
         }
         validate(&api, &s.config.management_audience())?;
         let after = ResourceServerView::from(api.clone());
-        let change = Change::updated("resource_server", &id, &before, &after);
+        let change = Change::updated("resource_server", &api.id, &before, &after);
         s.store.transaction(|tx| {
             tx.put_resource_server(&api)?;
             audit::record(tx, &caller, &change)
@@ -220,7 +237,8 @@ async fn update(
 /// Delete an API; its client grants go with it.
 #[utoipa::path(delete, path = "/resource-servers/{id}", operation_id = "delete_resource_server", tag = "resource-servers",
     security(("oauth2" = ["delete:resource_servers"])),
-    responses((status = 204), (status = 404, body = ApiError)))]
+    responses((status = 204), (status = 404, body = ApiError)),
+    params(("id" = String, Path, description = "The API's `id`, or its `identifier` (the audience), percent-encoded: `https%3A%2F%2Fapi.example.com%2F`")))]
 async fn delete(
     State(state): State<AppState>,
     caller: Authorized<DeleteResourceServers>,

@@ -18,13 +18,19 @@ use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
-use super::json::Body;
+use super::json::{Body, Query};
+use super::paging::{self, List, ListQuery};
 use super::rules::find;
 use super::scopes::*;
 use super::{blocking, write};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::SealedSecret;
+
+pub(super) const LIST: List = List {
+    operation_id: "list_rule_secrets",
+    key: "secrets",
+};
 
 /// At most this many secrets per rule (CONTRACT.md).
 pub const MAX_SECRETS: usize = 30;
@@ -126,18 +132,20 @@ fn parse_changes(body: Map<String, Value>) -> Result<Changes, ApiError> {
 /// List a rule's secrets: names only, never values.
 #[utoipa::path(get, path = "/rules/{id}/secrets", operation_id = "list_rule_secrets", tag = "rules",
     security(("oauth2" = ["read:rules"])),
-    responses((status = 200, body = [SecretView]), (status = 404, body = ApiError)))]
+    responses((status = 200, body = [SecretView]), (status = 404, body = ApiError)),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadRules>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<SecretView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let secrets = blocking(&state, move |s| {
         find(s, &id)?;
         Ok(s.store.list_rule_secrets(&id)?)
     })
     .await?;
-    Ok(Json(views(secrets)))
+    paging::answer(&LIST, &query, views(secrets))
 }
 
 /// Set a rule's secrets: `{"NAME": "value"}` sets (or replaces) one, `{"NAME": null}`

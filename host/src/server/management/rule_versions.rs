@@ -5,18 +5,26 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
+use super::json::Query;
+use super::paging::{self, List, ListQuery};
 use super::rules::{compile_for_store, find, RuleView};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{RuleSource, RuleVersion};
+
+pub(super) const LIST: List = List {
+    operation_id: "list_rule_versions",
+    key: "versions",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionView {
@@ -75,24 +83,24 @@ fn latest(versions: &[RuleVersion]) -> u32 {
 /// List a rule's versions, oldest first (without their code).
 #[utoipa::path(get, path = "/rules/{id}/versions", operation_id = "list_rule_versions", tag = "rules",
     security(("oauth2" = ["read:rules"])),
-    responses((status = 200, body = [VersionView]), (status = 404, body = ApiError)))]
+    responses((status = 200, body = [VersionView]), (status = 404, body = ApiError)),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadRules>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<VersionView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let versions = blocking(&state, move |s| {
         find(s, &id)?;
         Ok(s.store.list_rule_versions(&id)?)
     })
     .await?;
     let current = latest(&versions);
-    Ok(Json(
-        versions
-            .into_iter()
-            .map(|v| VersionView::new(v, current, false))
-            .collect(),
-    ))
+    let views = versions
+        .into_iter()
+        .map(|v| VersionView::new(v, current, false));
+    paging::answer(&LIST, &query, views)
 }
 
 /// Get one version of a rule, with its script.

@@ -12,13 +12,15 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::{self, Change};
 use super::auth::Authorized;
-use super::json::Body;
+use super::json::{Body, Query};
+use super::paging::{self, List, ListQuery};
 use super::scopes::*;
 use super::{blocking, write};
 use crate::credentials::generate_id;
@@ -26,6 +28,11 @@ use crate::rules::{CompileError, CompiledRule};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
 use crate::store::{Rule, RuleSource, RuleVersion};
+
+pub(super) const LIST: List = List {
+    operation_id: "list_rules",
+    key: "rules",
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
@@ -195,13 +202,15 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<Rule, ApiError> {
 /// List rules in chain order.
 #[utoipa::path(get, path = "/rules", operation_id = "list_rules", tag = "rules",
     security(("oauth2" = ["read:rules"])),
-    responses((status = 200, body = [RuleView])))]
+    responses((status = 200, body = [RuleView])),
+    params(ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadRules>,
-) -> Result<Json<Vec<RuleView>>, ApiError> {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let rules = blocking(&state, |s| Ok(s.store.list_rules()?)).await?;
-    Ok(Json(rules.into_iter().map(Into::into).collect()))
+    paging::answer(&LIST, &query, rules.into_iter().map(RuleView::from))
 }
 
 /// Upload a rule (JS `script`, or a `component`); it is compiled now and runs from the

@@ -80,6 +80,42 @@ pub(super) fn entries_come_back_newest_first_and_filtered(h: &dyn Harness) {
     );
 }
 
+pub(super) fn log_pages_are_offset_and_counted(h: &dyn Harness) {
+    let store = h.store();
+    let entries: Vec<_> = (1..=7)
+        .map(|i| entry(i, if i % 2 == 0 { "even" } else { "odd" }, "issued"))
+        .collect();
+    store.append_logs(&entries).unwrap();
+    let page = |offset, limit| {
+        store
+            .list_logs(&LogFilter {
+                limit,
+                offset,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(0, 3), ["log7", "log6", "log5"]);
+    assert_eq!(page(3, 3), ["log4", "log3", "log2"]);
+    assert_eq!(page(6, 3), ["log1"]);
+    assert!(page(9, 3).is_empty());
+    assert_eq!(store.count_logs(&LogFilter::default()).unwrap(), 7);
+    let odd_since = LogFilter {
+        rule_id: Some("odd".into()),
+        since_ms: Some(3000),
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(store.count_logs(&odd_since).unwrap(), 3);
+    let second: Vec<_> = store.list_logs(&odd_since).unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, "log5");
+}
+
 pub(super) fn pruning_keeps_the_newest_within_age(h: &dyn Harness) {
     let store = h.store();
     let entries: Vec<_> = (1..=10).map(|i| entry(i, "r", "issued")).collect();
@@ -148,6 +184,43 @@ pub(super) fn entries_list_newest_first_and_filter(h: &dyn Harness) {
         .unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!(older[0].id, first);
+}
+
+pub(super) fn audit_pages_are_offset_and_counted(h: &dyn Harness) {
+    let store = h.store();
+    let ids: Vec<i64> = (1..=5)
+        .map(|at| {
+            store
+                .record_audit(&record(at, if at % 2 == 0 { "r2" } else { "r1" }))
+                .unwrap()
+        })
+        .collect();
+    let list = |filter: AuditFilter| {
+        store
+            .list_audit(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record.at)
+            .collect::<Vec<_>>()
+    };
+    let page = |offset| AuditFilter {
+        limit: 2,
+        offset,
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(page(0)), [5, 4]);
+    assert_eq!(list(page(2)), [3, 2]);
+    assert_eq!(list(page(4)), [1]);
+    assert_eq!(store.count_audit(&page(4)).unwrap(), 5);
+    let r1_before = AuditFilter {
+        limit: 10,
+        offset: 1,
+        target_id: Some("r1".into()),
+        before_id: Some(ids[4]),
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.count_audit(&r1_before).unwrap(), 2);
+    assert_eq!(list(r1_before), [1]);
 }
 
 pub(super) fn pruning_deletes_only_entries_older_than_the_cutoff(h: &dyn Harness) {
