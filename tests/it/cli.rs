@@ -274,6 +274,18 @@ fn completions_cover_every_subcommand() {
         assert!(output.status.success(), "{shell}");
         assert!(text(&output.stdout).contains("run-rule"), "{shell}");
     }
+    // A reader that stops early (`| head`) is no crash: here it is gone before the
+    // script is written.
+    let mut gone = Command::new(tokenhost_bin())
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(gone.stdout.take());
+    let gone = gone.wait_with_output().unwrap();
+    assert!(gone.status.success(), "{}", text(&gone.stderr));
+    assert_eq!(text(&gone.stderr), "");
     let unknown = tokenhost(&["completions", "tcsh"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("tcsh"));

@@ -4,6 +4,7 @@
 //! `--since`/`--limit` ask for.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -97,7 +98,9 @@ async fn logs(args: &LogsArgs) -> CliResult {
     }
     if !args.follow {
         for entry in backlog(&api, &backlog_query).await?.iter().rev() {
-            print_entry(entry, args.json);
+            if print_entry(entry, args.json).is_err() {
+                break; // The reader stopped reading (`| head`): nothing more to do.
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -107,7 +110,9 @@ async fn logs(args: &LogsArgs) -> CliResult {
     let mut printed = HashSet::new();
     if args.since.is_some() || args.limit.is_some() {
         for entry in backlog(&api, &backlog_query).await?.iter().rev() {
-            print_entry(entry, args.json);
+            if print_entry(entry, args.json).is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
             printed.insert(entry.id.clone());
         }
     }
@@ -131,11 +136,15 @@ async fn logs(args: &LogsArgs) -> CliResult {
             let event: String = buffer.drain(..end + 2).collect();
             match parse_event(&event) {
                 Event::Entry(entry) => {
-                    if !printed.remove(&entry.id) {
-                        print_entry(&entry, args.json);
+                    if !printed.remove(&entry.id) && print_entry(&entry, args.json).is_err() {
+                        return Ok(ExitCode::SUCCESS);
                     }
                 }
-                Event::Unreadable(data) => println!("{data}"),
+                Event::Unreadable(data) => {
+                    if writeln!(std::io::stdout(), "{data}").is_err() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
                 Event::Note(note) => match note.strip_prefix("stream ended: ") {
                     Some(reason) => ended_because = Some(reason.to_string()),
                     None => eprintln!("note: {note}"),
@@ -207,17 +216,20 @@ fn parse_event(event: &str) -> Event {
     }
 }
 
-fn print_entry(entry: &LogEntry, json: bool) {
+/// Prints one entry; an error means stdout is closed (the reader stopped reading).
+fn print_entry(entry: &LogEntry, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string(entry).unwrap_or_default());
-        return;
+        let line = serde_json::to_string(entry).unwrap_or_default();
+        return writeln!(out, "{line}");
     }
     let detail = match (&entry.code, &entry.cause) {
         (Some(code), _) => format!(" {code}"),
         (_, Some(cause)) => format!(" ({cause})"),
         _ => String::new(),
     };
-    println!(
+    writeln!(
+        out,
         "{}  {}{detail}  rule={} ({})  client={}  aud={}  fuel={}  {:.2} ms  req={}",
         entry.time,
         entry.outcome,
@@ -228,14 +240,17 @@ fn print_entry(entry: &LogEntry, json: bool) {
         entry.fuel_used,
         entry.duration_us as f64 / 1000.0,
         entry.request_id
-    );
+    )?;
     for line in &entry.logs {
-        println!(
+        writeln!(
+            out,
             "    [{}] {}",
             format!("{:?}", line.level).to_lowercase(),
             line.message
-        );
+        )?;
     }
+    // Live entries show at once, whatever buffers stdout.
+    out.flush()
 }
 
 #[cfg(test)]

@@ -214,16 +214,16 @@ pub fn run(cli: Cli) -> ExitCode {
         } => with_engine(&limits, json, |engine| {
             run_rule::run(engine, &rule, event.as_deref(), json)
         }),
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "tokenhost",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+/// The script for `shell`, written whole: a reader that stops early (`| head`) is no error.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tokenhost", &mut script);
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+    ExitCode::SUCCESS
 }
 
 fn with_engine(
