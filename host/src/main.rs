@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    tokenhost::cli::run(tokenhost::cli::Cli::parse())
+    tokenhost::cli::main()
 }

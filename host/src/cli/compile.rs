@@ -4,35 +4,32 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::{report_compile_error, EXIT_USAGE};
+use super::error::{CliError, CliResult};
+use super::progress::Spinner;
+use super::EXIT_USAGE;
 use crate::rules::RuleEngine;
 
-pub(super) fn run(engine: &RuleEngine, input: &Path, output: &Path) -> ExitCode {
-    let source = match std::fs::read_to_string(input) {
-        Ok(source) => source,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", input.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+pub(super) fn run(engine: &RuleEngine, input: &Path, output: &Path) -> CliResult {
+    let source = std::fs::read_to_string(input).map_err(|e| CliError::unreadable(input, &e))?;
     let started = Instant::now();
-    let component = match engine.componentize_js(&source) {
-        Ok(component) => component,
-        Err(e) => {
-            report_compile_error(input, &e);
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let spinner = Spinner::start(format!("compiling {}", input.display()));
+    let component = engine
+        .componentize_js(&source)
+        .map_err(|e| CliError::compile(input, &e))?;
     // Check the result the way an upload would, so a component that compiles here loads
     // in the server.
-    if let Err(e) = engine.compile_component(&component) {
-        report_compile_error(input, &e);
-        return ExitCode::from(EXIT_USAGE);
-    }
-    if let Err(e) = std::fs::write(output, &component) {
-        eprintln!("error: cannot write {}: {e}", output.display());
-        return ExitCode::from(EXIT_USAGE);
-    }
+    engine
+        .compile_component(&component)
+        .map_err(|e| CliError::compile(input, &e))?;
+    drop(spinner);
+    std::fs::write(output, &component).map_err(|e| {
+        CliError::new(
+            EXIT_USAGE,
+            "unwritable_file",
+            format!("cannot write {}: {e}", output.display()),
+        )
+        .with("file", output.display().to_string())
+    })?;
     println!(
         "{} -> {} ({} bytes, {:.2} s)",
         input.display(),
@@ -40,5 +37,5 @@ pub(super) fn run(engine: &RuleEngine, input: &Path, output: &Path) -> ExitCode 
         component.len(),
         started.elapsed().as_secs_f64()
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,80 +1,70 @@
 //! `tokenhost run-rule <rule.js|rule.wasm> --event event.json`: the offline test runner.
 //!
 //! Prints the token or the error, the rule's logs, the fuel used and the time taken; exits
-//! 0 only when a token was issued.
+//! 0 only when a token was issued (the codes: `EXIT_*` in `cli/mod.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::{report_compile_error, EXIT_DENIED, EXIT_FAILED, EXIT_USAGE};
+use super::error::{CliError, CliResult};
+use super::progress::Spinner;
+use super::{EXIT_DENIED, EXIT_RULE_FAILED, EXIT_USAGE};
 use crate::rules::{Execution, Outcome, RuleEngine, RuleInput};
 
-pub(super) fn run(engine: &RuleEngine, rule: &Path, event: Option<&Path>, json: bool) -> ExitCode {
-    let input = match event.map(std::fs::read_to_string) {
+pub(super) fn run(engine: &RuleEngine, rule: &Path, event: Option<&Path>, json: bool) -> CliResult {
+    let input = match event {
         None => RuleInput::default(),
-        Some(Ok(text)) => match RuleInput::from_json(&text) {
-            Ok(input) => input,
-            Err(e) => {
-                eprintln!(
-                    "error: {}: not a valid event: {e}",
-                    event
-                        .map(Path::display)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
-                );
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
-        Some(Err(e)) => {
-            eprintln!("error: cannot read the event file: {e}");
-            return ExitCode::from(EXIT_USAGE);
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| CliError::unreadable(path, &e))?;
+            RuleInput::from_json(&text).map_err(|e| {
+                CliError::new(
+                    EXIT_USAGE,
+                    "invalid_event",
+                    format!(
+                        "{}: not a valid event: {e} (see rules/events/ for examples)",
+                        path.display()
+                    ),
+                )
+                .with("file", path.display().to_string())
+            })?
         }
     };
-    let bytes = match std::fs::read(rule) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", rule.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let bytes = std::fs::read(rule).map_err(|e| CliError::unreadable(rule, &e))?;
     let compile_started = Instant::now();
+    let spinner = Spinner::start(format!("compiling {}", rule.display()));
     let compiled = if bytes.starts_with(b"\0asm") {
         engine.compile_component(&bytes)
     } else {
-        match String::from_utf8(bytes) {
-            Ok(source) => engine.compile_js(&source),
-            Err(_) => {
-                eprintln!(
-                    "error: {} is neither UTF-8 JavaScript nor a wasm component",
+        let source = String::from_utf8(bytes).map_err(|_| {
+            CliError::new(
+                EXIT_USAGE,
+                "not_a_rule",
+                format!(
+                    "{} is neither UTF-8 JavaScript nor a wasm component",
                     rule.display()
-                );
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
+                ),
+            )
+            .with("file", rule.display().to_string())
+        })?;
+        engine.compile_js(&source)
     };
-    let compiled = match compiled {
-        Ok(compiled) => compiled,
-        Err(e) => {
-            report_compile_error(rule, &e);
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let compiled = compiled.map_err(|e| CliError::compile(rule, &e))?;
+    drop(spinner);
     let compile_time = compile_started.elapsed();
     let execution = engine.execute(&compiled, &input);
     if json {
-        match serde_json::to_string_pretty(&execution) {
-            Ok(text) => println!("{text}"),
-            Err(e) => eprintln!("error: cannot print the report: {e}"),
-        }
+        let text = serde_json::to_string_pretty(&execution)
+            .map_err(|e| CliError::failed("internal", format!("cannot print the report: {e}")))?;
+        println!("{text}");
     } else {
         print_report(&execution, compile_time);
     }
-    match execution.outcome {
+    Ok(match execution.outcome {
         Outcome::Issued { .. } => ExitCode::SUCCESS,
         Outcome::Denied { .. } => ExitCode::from(EXIT_DENIED),
-        Outcome::Failed { .. } => ExitCode::from(EXIT_FAILED),
-    }
+        Outcome::Failed { .. } => ExitCode::from(EXIT_RULE_FAILED),
+    })
 }
 
 fn print_report(execution: &Execution, compile_time: std::time::Duration) {

@@ -21,7 +21,7 @@ pub use generate::generate;
 pub use keyset::KeySet;
 pub use rotation::{applied, expired, missing, rotate};
 pub use sealing::KeySealer;
-pub use verify::LEEWAY_SECS;
+pub use verify::{Rejection, LEEWAY_SECS};
 
 use crate::store::SigningAlg;
 
@@ -41,10 +41,9 @@ pub enum KeyError {
     /// as text).
     #[error("signing failed: {0}")]
     Sign(String),
-    /// The token is malformed, badly signed, expired, or for another issuer or audience;
-    /// jsonwebtoken's error kind kept as text (e.g. `ExpiredSignature`, `InvalidAudience`).
+    /// The token is malformed, badly signed, expired, or for another issuer or audience.
     #[error("token rejected: {0}")]
-    Verify(String),
+    Verify(Rejection),
     /// The token's `kid` names no key of this set (never known, or deleted after expiry).
     #[error("token signed by unknown key {0:?}")]
     UnknownKid(String),

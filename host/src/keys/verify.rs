@@ -1,5 +1,6 @@
 //! Checking an access token this server issued, as a resource server would (RFC 9068 §4).
 
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
@@ -10,6 +11,32 @@ use super::{KeyError, KeySet};
 /// published this much longer than the longest token lifetime, so a token accepted within the
 /// leeway still finds its key.
 pub const LEEWAY_SECS: i64 = 30;
+
+/// Why a token was refused, said so that its holder knows what to fix. Nothing of the
+/// token itself is echoed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("it has expired")]
+    Expired,
+    #[error("it is not valid yet (its nbf is in the future)")]
+    NotYetValid,
+    #[error("it was issued for another audience")]
+    WrongAudience,
+    #[error("it was issued by another issuer")]
+    WrongIssuer,
+    #[error("its signature does not verify")]
+    BadSignature,
+    #[error("it is signed with another algorithm than its key's")]
+    WrongAlgorithm,
+    #[error("it has no {0} claim")]
+    MissingClaim(String),
+    #[error("it is not an access token (its typ must be at+jwt)")]
+    NotAccessToken,
+    #[error("its header names no signing key (kid)")]
+    NoKid,
+    #[error("it is not a well-formed JWT")]
+    Malformed,
+}
 
 impl KeySet {
     /// Checks a token from this server: known kid (any state, retired included), signature
@@ -22,19 +49,14 @@ impl KeySet {
         audience: &str,
     ) -> Result<Map<String, Value>, KeyError> {
         let header = jsonwebtoken::decode_header(token).map_err(rejected)?;
-        let kid = header
-            .kid
-            .ok_or_else(|| KeyError::Verify("token header has no kid".to_owned()))?;
+        let kid = header.kid.ok_or(KeyError::Verify(Rejection::NoKid))?;
         let verifier = self.verifiers.get(&kid).ok_or(KeyError::UnknownKid(kid))?;
         // RFC 9068 §4 (media types compare case-insensitively, RFC 7515 §4.1.9).
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
             typ.eq_ignore_ascii_case(TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
         });
         if !typ_ok {
-            return Err(KeyError::Verify(format!(
-                "typ {:?} is not at+jwt",
-                header.typ
-            )));
+            return Err(KeyError::Verify(Rejection::NotAccessToken));
         }
         // One algorithm, the key's own: a header cannot talk us into another.
         let mut validation = Validation::new(verifier.algorithm);
@@ -50,7 +72,16 @@ impl KeySet {
 }
 
 fn rejected(error: jsonwebtoken::errors::Error) -> KeyError {
-    KeyError::Verify(error.to_string())
+    KeyError::Verify(match error.into_kind() {
+        ErrorKind::ExpiredSignature => Rejection::Expired,
+        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+        ErrorKind::InvalidAudience => Rejection::WrongAudience,
+        ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
+        ErrorKind::InvalidSignature => Rejection::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Rejection::WrongAlgorithm,
+        ErrorKind::MissingRequiredClaim(claim) => Rejection::MissingClaim(claim),
+        _ => Rejection::Malformed,
+    })
 }
 
 #[cfg(test)]
@@ -74,7 +105,7 @@ mod tests {
         }
     }
 
-    fn reason(result: Result<Map<String, Value>, KeyError>) -> String {
+    fn reason(result: Result<Map<String, Value>, KeyError>) -> Rejection {
         match result {
             Err(KeyError::Verify(reason)) => reason,
             other => panic!("expected a Verify error, got {other:?}"),
@@ -93,7 +124,7 @@ mod tests {
             let swapped = format!("{}.{}.{}", parts[0], payload, parts[2]);
             assert_eq!(
                 reason(set.verify(&swapped, ISS, AUD)),
-                "InvalidSignature",
+                Rejection::BadSignature,
                 "{alg:?}"
             );
 
@@ -107,14 +138,14 @@ mod tests {
             );
             assert_eq!(
                 reason(set.verify(&flipped, ISS, AUD)),
-                "InvalidSignature",
+                Rejection::BadSignature,
                 "{alg:?}"
             );
         }
-        assert!(matches!(
-            set.verify("not-a-jwt", ISS, AUD),
-            Err(KeyError::Verify(_))
-        ));
+        assert_eq!(
+            reason(set.verify("not-a-jwt", ISS, AUD)),
+            Rejection::Malformed
+        );
     }
 
     #[test]
@@ -123,11 +154,11 @@ mod tests {
         let token = set.sign(SigningAlg::EdDSA, &claims(300)).unwrap();
         assert_eq!(
             reason(set.verify(&token, ISS, "https://other.test/")),
-            "InvalidAudience"
+            Rejection::WrongAudience
         );
         assert_eq!(
             reason(set.verify(&token, "https://evil.test/", AUD)),
-            "InvalidIssuer"
+            Rejection::WrongIssuer
         );
 
         let mut many = claims(300);
@@ -138,7 +169,10 @@ mod tests {
         let mut none = claims(300);
         none.as_object_mut().unwrap().remove("aud");
         let token = set.sign(SigningAlg::ES256, &none).unwrap();
-        assert!(reason(set.verify(&token, ISS, AUD)).contains("aud"));
+        assert_eq!(
+            reason(set.verify(&token, ISS, AUD)),
+            Rejection::MissingClaim("aud".into())
+        );
     }
 
     #[test]
@@ -147,7 +181,7 @@ mod tests {
         let expired = set
             .sign(SigningAlg::ES256, &claims(-LEEWAY_SECS - 10))
             .unwrap();
-        assert_eq!(reason(set.verify(&expired, ISS, AUD)), "ExpiredSignature");
+        assert_eq!(reason(set.verify(&expired, ISS, AUD)), Rejection::Expired);
         let within_leeway = set
             .sign(SigningAlg::ES256, &claims(-LEEWAY_SECS + 10))
             .unwrap();
@@ -156,7 +190,10 @@ mod tests {
         let mut no_exp = claims(0);
         no_exp.as_object_mut().unwrap().remove("exp");
         let token = set.sign(SigningAlg::ES256, &no_exp).unwrap();
-        assert!(reason(set.verify(&token, ISS, AUD)).contains("exp"));
+        assert_eq!(
+            reason(set.verify(&token, ISS, AUD)),
+            Rejection::MissingClaim("exp".into())
+        );
     }
 
     #[test]
@@ -175,14 +212,17 @@ mod tests {
             ..Header::new(Algorithm::EdDSA)
         };
         let plain = jsonwebtoken::encode(&header, &claims(300), &encoding_key(current)).unwrap();
-        assert!(reason(set.verify(&plain, ISS, AUD)).contains("at+jwt"));
+        assert_eq!(
+            reason(set.verify(&plain, ISS, AUD)),
+            Rejection::NotAccessToken
+        );
 
         let header = Header {
             typ: Some(TYP.to_owned()),
             ..Header::new(Algorithm::EdDSA)
         };
         let no_kid = jsonwebtoken::encode(&header, &claims(300), &encoding_key(current)).unwrap();
-        assert!(reason(set.verify(&no_kid, ISS, AUD)).contains("kid"));
+        assert_eq!(reason(set.verify(&no_kid, ISS, AUD)), Rejection::NoKid);
     }
 
     #[test]
@@ -198,7 +238,10 @@ mod tests {
             ..Header::new(Algorithm::EdDSA)
         };
         let confused = jsonwebtoken::encode(&header, &claims(300), &encoding_key(ed)).unwrap();
-        assert_eq!(reason(set.verify(&confused, ISS, AUD)), "InvalidAlgorithm");
+        assert_eq!(
+            reason(set.verify(&confused, ISS, AUD)),
+            Rejection::WrongAlgorithm
+        );
         assert!(set.verify(&token, ISS, AUD).is_ok());
     }
 }

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 
 use super::scopes::Scope;
+use crate::keys::{KeyError, Rejection};
 use crate::server::api_error::ApiError;
 use crate::server::catalog::Catalog;
 use crate::server::state::{now, AppState};
@@ -55,7 +56,7 @@ impl Caller {
         let claims = catalog
             .keys
             .verify(token, &state.config.issuer, &audience)
-            .map_err(|e| ApiError::unauthorized(format!("Invalid token: {e}")))?;
+            .map_err(|e| ApiError::unauthorized(refusal(&e, &state.config.issuer, &audience)))?;
         if claims.contains_key("cnf") {
             // Sent as a bearer token, a DPoP-bound one would lose its binding.
             return Err(ApiError::unauthorized(
@@ -181,6 +182,25 @@ impl Caller {
     }
 }
 
+/// Why a management token did not verify, in words its holder can act on: never the
+/// verifier's internals, never the token.
+fn refusal(error: &KeyError, issuer: &str, audience: &str) -> String {
+    let reason = match error {
+        KeyError::Verify(Rejection::WrongAudience) => {
+            format!("it was issued for another audience; the management API's is {audience}")
+        }
+        KeyError::Verify(Rejection::WrongIssuer) => {
+            format!("it was issued by another server; this one is {issuer}")
+        }
+        KeyError::Verify(rejection) => rejection.to_string(),
+        KeyError::UnknownKid(_) => "it is signed by a key this server does not know \
+            (another server's token, or one whose key was retired)"
+            .to_string(),
+        _ => "it cannot be verified".to_string(),
+    };
+    format!("Invalid token: {reason}")
+}
+
 /// A caller holding the scope `S`, checked from the request's head. axum runs every
 /// `FromRequestParts` extractor before the one that reads the body, so a caller without
 /// the scope gets 403 and learns nothing of how its body would have been read.
@@ -301,5 +321,28 @@ mod tests {
             .contains("no longer exists"));
         // `exp` is the first second the token is no longer valid.
         assert!(refused(&granted, "c1", 50).message.contains("expired"));
+    }
+
+    #[test]
+    fn a_refused_token_is_explained_without_the_verifiers_words() {
+        let said = |e: KeyError| refusal(&e, "https://t.test/", AUD);
+        assert_eq!(
+            said(KeyError::Verify(Rejection::Expired)),
+            "Invalid token: it has expired"
+        );
+        assert_eq!(
+            said(KeyError::Verify(Rejection::WrongAudience)),
+            format!(
+                "Invalid token: it was issued for another audience; the management API's is {AUD}"
+            )
+        );
+        let unknown = said(KeyError::UnknownKid("kid-from-the-token".into()));
+        assert!(
+            unknown.contains("a key this server does not know"),
+            "{unknown}"
+        );
+        assert!(!unknown.contains("kid-from-the-token"), "{unknown}");
+        let malformed = said(KeyError::Verify(Rejection::Malformed));
+        assert_eq!(malformed, "Invalid token: it is not a well-formed JWT");
     }
 }
