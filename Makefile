@@ -39,13 +39,17 @@ fixtures:
 
 # PyJWT verifies tokens in the end-to-end tests, as a non-Rust API would; authlib (with
 # requests) and joserfc are the stock client of private_key_jwt and DPoP (tests/client_auth.py);
-# openapi-spec-validator checks the served OpenAPI document (tests/it/api_conventions.rs).
+# openapi-spec-validator checks the served OpenAPI document, openapi-python-client generates a
+# client from it, jsonschema checks answers against it and Schemathesis fuzzes the API with it
+# (tests/it/openapi.rs).
 test-deps:
 	@python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install --quiet 'pyjwt[crypto]>=2.8'
 	@python3 -c 'import authlib.oauth2.rfc7523, joserfc, requests' 2>/dev/null || \
 	  python3 -m pip install --quiet 'authlib>=1.6' 'joserfc>=1.0' 'requests>=2.28'
 	@python3 -c 'import openapi_spec_validator' 2>/dev/null || \
 	  python3 -m pip install --quiet 'openapi-spec-validator>=0.7'
+	@python3 -c 'import schemathesis, openapi_python_client, jsonschema' 2>/dev/null || \
+	  python3 -m pip install --quiet 'schemathesis>=4.32,<5' 'openapi-python-client>=0.29' 'jsonschema>=4.23'
 
 # The store tests run on SQLite and on PostgreSQL: tests/postgres.sh installs and starts
 # a server when TOKENHOST_TEST_DATABASE_URL names none, and prints the URL to test on.

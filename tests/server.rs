@@ -242,6 +242,22 @@ impl TestServer {
         (status, body)
     }
 
+    /// `GET /logs{query}` once it lists at least `count` entries (they are stored in
+    /// batches off the request path), or what it lists after five seconds.
+    pub async fn logs_when(&self, token: &str, query: &str, count: usize) -> Vec<Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let path = format!("/logs{query}");
+            let (status, body) = self.api(token, Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let entries = body.as_array().cloned().unwrap_or_default();
+            if entries.len() >= count || started.elapsed() > Duration::from_secs(5) {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Creates what a token request needs: an API, a client granted `scopes`, optionally
     /// with metadata. Returns (client_id, client_secret).
     pub async fn setup_client(

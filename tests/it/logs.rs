@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -25,18 +25,6 @@ async fn logs(server: &TestServer, admin: &str, query: &str) -> Vec<Value> {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body.as_array().unwrap().clone()
-}
-
-/// Entries are written in batches off the request path: wait for them.
-async fn wait_for_logs(server: &TestServer, admin: &str, query: &str, count: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let entries = logs(server, admin, query).await;
-        if entries.len() >= count || started.elapsed() > Duration::from_secs(5) {
-            return entries;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -63,7 +51,7 @@ async fn executions_are_listed_filtered_and_redacted() {
     for (id, secret) in [(&good, &good_secret), (&broken, &broken_secret)] {
         server.client_token(id, secret, API).await;
     }
-    let entries = wait_for_logs(&server, &admin, "", 2).await;
+    let entries = server.logs_when(&admin, "", 2).await;
     assert_eq!(entries.len(), 2, "{entries:?}");
     let (newest, oldest) = (&entries[0], &entries[1]);
     assert_eq!(newest["outcome"], "failed");

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -120,8 +121,10 @@ pub struct CreateClient {
     /// Not blank.
     #[schema(min_length = 1, pattern = r"\S", example = "billing-service")]
     pub name: String,
+    #[schema(schema_with = metadata_schema)]
     pub client_metadata: Option<BTreeMap<String, String>>,
     /// Only `non_interactive` (machine to machine) is supported.
+    #[schema(pattern = "^non_interactive$")]
     pub app_type: Option<String>,
     /// Token requests per second and burst for this client, instead of the server's.
     pub token_rate_limit: Option<RateLimit>,
@@ -143,6 +146,7 @@ pub struct UpdateClient {
     pub name: Option<String>,
     /// Merged into the client's metadata key by key, as on the original platform: a key
     /// given `null` is deleted, a key not given is kept.
+    #[schema(schema_with = metadata_patch_schema)]
     pub client_metadata: Option<BTreeMap<String, Option<String>>>,
     /// A limit of the client's own; `null` returns it to the server's default.
     #[serde(default, deserialize_with = "present")]
@@ -195,6 +199,32 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
 /// The original platform's bounds on `client_metadata`.
 const MAX_METADATA_KEYS: usize = 10;
 const MAX_METADATA_CHARS: usize = 255;
+
+/// `client_metadata` in the OpenAPI document, with the bounds [`validate_metadata`] checks.
+fn metadata_schema() -> Object {
+    metadata_object(Type::String.into())
+}
+
+/// The same in a `PATCH`, where `null` deletes a key.
+fn metadata_patch_schema() -> Object {
+    metadata_object(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+fn metadata_object(value: SchemaType) -> Object {
+    let string = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_METADATA_CHARS));
+    let value = ObjectBuilder::new()
+        .schema_type(value)
+        .max_length(Some(MAX_METADATA_CHARS));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(string))
+        .additional_properties(Some(value))
+        .max_properties(Some(MAX_METADATA_KEYS))
+        .build()
+}
 
 fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
     if metadata.len() > MAX_METADATA_KEYS {

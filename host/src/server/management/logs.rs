@@ -45,8 +45,12 @@ pub struct LogQuery {
     /// RFC 3339: entries at or after this time.
     #[param(format = DateTime)]
     pub since: Option<String>,
-    /// `/logs`: only the first this many entries (1 to 1000), instead of `page` and
-    /// `per_page`.
+}
+
+/// `/logs` only (a stream has no length).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct LogLimit {
+    /// Only the first this many entries (1 to 1000), instead of `page` and `per_page`.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
@@ -92,14 +96,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/logs", operation_id = "list_logs", tag = "logs",
     security(("oauth2" = ["read:logs"])),
     responses((status = 200, description = "Log entries, newest first", body = [LogEntry]), (status = 400, body = ApiError)),
-    params(LogQuery, ListQuery))]
+    params(LogQuery, LogLimit, ListQuery))]
 async fn list(
     State(state): State<AppState>,
     _: Authorized<ReadLogs>,
     Query(query): Query<LogQuery>,
+    Query(limit): Query<LogLimit>,
     Query(list): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let paging = Paging::new::<LogEntry>(&list)?.or_limit(query.limit, MAX_LIMIT, &list)?;
+    let paging = Paging::new::<LogEntry>(&list)?.or_limit(limit.limit, MAX_LIMIT, &list)?;
     let filter = LogFilter {
         limit: paging.per_page as usize,
         offset: usize::try_from(paging.start).unwrap_or(usize::MAX),

@@ -78,7 +78,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         "{}api/v2",
         config.issuer
     ))]);
-    let doc = Json(doc);
+    // Serializing cannot fail for a document of string keys; if it ever does, the
+    // endpoint says so rather than the server refusing to start.
+    let doc = openapi::to_json(&doc).map(Json).map_err(|error| {
+        tracing::error!(%error, "the OpenAPI document does not serialize");
+        ApiError::internal()
+    });
     api.layer(DefaultBodyLimit::max(config.max_management_body_bytes))
         // Rules may carry a component: the larger limit.
         .merge(rules.layer(DefaultBodyLimit::max(config.max_component_body_bytes)))

@@ -233,6 +233,65 @@ fn id_field(doc: &OpenApi, response: &Response) -> Option<&'static str> {
         .find(|field| object.properties.contains_key(*field))
 }
 
+/// The document as JSON, as served, with two things utoipa 5.5 writes put right:
+/// - a link's `operationId` and `requestBody` come out in snake case (its `Link` lacks
+///   serde's camelCase renaming), so readers see links naming no operation;
+/// - a struct with `#[serde(default)]` gives each property whose type is another schema a
+///   whole object as its `default`, which client generators cannot represent (and drop the
+///   schema); the property's own schema states its defaults already.
+pub(super) fn to_json(doc: &OpenApi) -> Result<serde_json::Value, serde_json::Error> {
+    let mut json = serde_json::to_value(doc)?;
+    fix_links(&mut json);
+    drop_object_defaults(&mut json);
+    Ok(json)
+}
+
+fn drop_object_defaults(json: &mut serde_json::Value) {
+    let properties = json["components"]["schemas"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|schemas| schemas.values_mut())
+        .filter_map(|schema| schema.get_mut("properties"))
+        .filter_map(|properties| properties.as_object_mut())
+        .flat_map(|properties| properties.values_mut())
+        .filter_map(|property| property.as_object_mut());
+    for property in properties {
+        let names_a_schema = ["$ref", "oneOf", "allOf", "anyOf"]
+            .iter()
+            .any(|key| property.contains_key(*key));
+        if names_a_schema && property.get("default").is_some_and(|d| d.is_object()) {
+            property.remove("default");
+        }
+    }
+}
+
+fn fix_links(json: &mut serde_json::Value) {
+    let responses = json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses"))
+        .filter_map(|responses| responses.as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_string(), value);
+                }
+            }
+        }
+    }
+}
+
 fn add_links(doc: &mut OpenApi) {
     let mut links: Vec<(String, String, Link)> = Vec::new();
     for (collection, item) in &doc.paths.paths {

@@ -29,7 +29,7 @@ pub const MAX_PER_PAGE: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The page to answer, counted from 0.
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64, default = 0)]
     pub page: Option<u32>,
     /// Items per page: 1 to 100, default 50.
     #[param(minimum = 1, maximum = 100, default = 50)]
@@ -177,12 +177,12 @@ enum Fields {
 
 impl Fields {
     fn parse<T: PartialSchema>(query: &ListQuery) -> Result<Self, ApiError> {
+        // Exactly as the document's pattern says: names, comma-separated; empty is none.
         let named: BTreeSet<String> = query
             .fields
             .iter()
-            .flat_map(|f| f.split(','))
-            .map(str::trim)
             .filter(|f| !f.is_empty())
+            .flat_map(|f| f.split(','))
             .map(String::from)
             .collect();
         if named.is_empty() {
@@ -292,7 +292,7 @@ fn fields_pattern(operation: &mut Operation, names: &[&str]) {
     fields.schema = Some(
         ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::String))
-            .pattern(Some(format!("^{one}(,{one})*$")))
+            .pattern(Some(format!("^({one}(,{one})*)?$")))
             .into(),
     );
 }
@@ -437,6 +437,12 @@ mod tests {
         assert_eq!(error.error_code, "invalid_query_string");
         assert!(error.message.contains("\"colour\""), "{}", error.message);
         assert!(error.message.contains("id, name"), "{}", error.message);
+        // As the document's pattern says: empty is every field; no blanks, no empty names.
+        let Json(got) = answer(&ITEMS, &query("fields="), items(1)).unwrap();
+        assert_eq!(got, json!([{"id": 0, "name": "item 0"}]));
+        for q in ["fields=id,%20name", "fields=id,", "fields=,"] {
+            assert!(answer(&ITEMS, &query(q), items(1)).is_err(), "{q}");
+        }
     }
 
     #[test]
