@@ -318,6 +318,14 @@ impl Config {
             config.rate_limit.auth_failures_per_minute =
                 parse_env("TOKENHOST_AUTH_FAILURES_PER_MINUTE", &v)?;
         }
+        if let Some(v) = env("TOKENHOST_MANAGEMENT_RATE_LIMIT_PER_SECOND") {
+            config.rate_limit.management_per_second =
+                parse_env("TOKENHOST_MANAGEMENT_RATE_LIMIT_PER_SECOND", &v)?;
+        }
+        if let Some(v) = env("TOKENHOST_MANAGEMENT_RATE_LIMIT_BURST") {
+            config.rate_limit.management_burst =
+                parse_env("TOKENHOST_MANAGEMENT_RATE_LIMIT_BURST", &v)?;
+        }
         if let Some(v) = env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME") {
             config.management_token_lifetime =
                 parse_env("TOKENHOST_MANAGEMENT_TOKEN_LIFETIME", &v)?;
@@ -501,9 +509,12 @@ mod tests {
             "TOKENHOST_RATE_LIMIT_PER_SECOND" => Some("5".to_string()),
             "TOKENHOST_RATE_LIMIT_BURST" => Some("7".to_string()),
             "TOKENHOST_MAX_AUTH_FAILURE_PAIRS" => Some("50".to_string()),
+            "TOKENHOST_MANAGEMENT_RATE_LIMIT_BURST" => Some("9".to_string()),
             _ => None,
         };
         let config = Config::load_with(None, env).unwrap();
+        assert_eq!(config.rate_limit.management_burst.get(), 9);
+        assert_eq!(config.rate_limit.management_per_second.get(), 50);
         assert_eq!(config.rate_limit.per_second.get(), 5);
         assert_eq!(config.rate_limit.burst.get(), 7);
         assert_eq!(config.rate_limit.auth_failure_burst.get(), 10);

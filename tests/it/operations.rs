@@ -22,6 +22,35 @@ fn form<'a>(id: &'a str, secret: &'a str) -> [(&'static str, &'a str); 4] {
     ]
 }
 
+/// `x-ratelimit-limit`, `-remaining` and `-reset`, each required.
+fn ratelimit_headers(headers: &reqwest::header::HeaderMap) -> [u64; 3] {
+    ["limit", "remaining", "reset"].map(|name| {
+        let name = format!("x-ratelimit-{name}");
+        let value = headers.get(&name).unwrap_or_else(|| panic!("no {name}"));
+        value.to_str().unwrap().parse().unwrap()
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A management GET's status, body and `x-ratelimit-*` values.
+async fn management_get(server: &TestServer, token: &str) -> (StatusCode, Value, [u64; 3]) {
+    let response = server
+        .http
+        .get(server.url("/api/v2/clients"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body, headers) = split(response).await;
+    (status, body, ratelimit_headers(&headers))
+}
+
 async fn scrape(server: &TestServer) -> Scrape {
     let response = server
         .http
@@ -264,6 +293,10 @@ async fn a_burst_over_a_clients_own_limit_gets_429_while_another_client_is_serve
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(body["error"], "too_many_requests");
             assert!(body["error_description"].is_string());
+            // Beside Retry-After, what the original platform's clients read.
+            let allowance = ratelimit_headers(&headers);
+            assert_eq!(allowance[..2], [3, 0], "limit, remaining");
+            assert!(allowance[2] > unix_now(), "reset {allowance:?}");
             retry_after = Some(
                 headers["retry-after"]
                     .to_str()
@@ -467,4 +500,50 @@ async fn a_rule_change_is_audited_with_before_and_after_and_no_secret() {
         .await;
     let (status, _) = server.api(&reader, Method::GET, "/audit", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn management_callers_are_limited_apart_and_every_answer_says_what_is_left() {
+    let server = TestServer::start(&[
+        ("TOKENHOST_MANAGEMENT_RATE_LIMIT_PER_SECOND", "1"),
+        ("TOKENHOST_MANAGEMENT_RATE_LIMIT_BURST", "8"),
+    ]);
+    let admin = server.admin_token().await;
+    // Two requests of the admin's eight: the other management client and its grant.
+    let reader = server
+        .management_token_with(&admin, &["read:clients"])
+        .await;
+
+    let mut remaining = Vec::new();
+    let refused = loop {
+        let (status, body, allowance) = management_get(&server, &admin).await;
+        assert_eq!(allowance[0], 8, "x-ratelimit-limit is the burst");
+        assert!(allowance[2] >= unix_now(), "reset {allowance:?}");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break (body, allowance);
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        remaining.push(allowance[1]);
+        assert!(remaining.len() <= 8, "never limited: {remaining:?}");
+    };
+    // Eight, less the two spent above and this one; one more if a second has passed.
+    assert!((5..=6).contains(&remaining[0]), "{remaining:?}");
+    assert_eq!(remaining.last(), Some(&0), "{remaining:?}");
+    let (body, allowance) = refused;
+    assert_eq!(body["statusCode"], 429, "{body}");
+    assert_eq!(body["errorCode"], "too_many_requests", "{body}");
+    assert_eq!(allowance[1], 0);
+
+    // The other client, and a stranger without a token, have allowances of their own.
+    let (status, body, allowance) = management_get(&server, &reader).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(allowance[1], 7);
+    let (status, body, allowance) = management_get(&server, "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(allowance[1], 7);
+
+    // A rate, not a lock-out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body, _) = management_get(&server, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -133,7 +133,7 @@ impl AuthFailures {
 
 /// An IPv6 address counts by its /64, the block one subscriber is given: otherwise stepping
 /// through the addresses of one's own block would start a fresh count at every guess.
-fn subscriber(ip: IpAddr) -> IpAddr {
+pub(super) fn subscriber(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         v4 => v4,

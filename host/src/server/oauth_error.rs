@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::issuance::Refusal;
-use super::rate_limit::retry_after_secs;
+use super::rate_limit::{retry_after_secs, Allowance};
 
 /// An OAuth 2.0 error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct OAuthError {
     pub description: String,
     /// Seconds before trying again, sent as `Retry-After` (with 429).
     pub retry_after: Option<u64>,
+    /// The allowance a rate limit left (with 429), sent as `x-ratelimit-*`.
+    pub allowance: Option<Allowance>,
     /// Why an internal error happened: for the server's log, never in the response.
     pub cause: Option<String>,
 }
@@ -38,6 +40,7 @@ impl OAuthError {
             code,
             description: description.into(),
             retry_after: None,
+            allowance: None,
             cause: None,
         }
     }
@@ -129,9 +132,12 @@ impl From<Refusal> for OAuthError {
             Refusal::AccessDenied(d) => Self::access_denied(d),
             Refusal::ServerError(d) => Self::server_error(d),
             Refusal::TooManyRequests {
-                retry_after,
+                exceeded,
                 description,
-            } => Self::too_many_requests(retry_after_secs(retry_after), description),
+            } => OAuthError {
+                allowance: Some(exceeded.allowance),
+                ..Self::too_many_requests(retry_after_secs(exceeded.retry_after), description)
+            },
             Refusal::Internal { cause } => Self::internal(cause),
         }
     }
@@ -149,6 +155,9 @@ impl IntoResponse for OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(allowance) = self.allowance {
+            allowance.write_headers(headers);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -168,6 +177,7 @@ impl IntoResponse for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::rate_limit::Exceeded;
 
     #[tokio::test]
     async fn an_internal_cause_is_kept_for_the_log_and_never_sent() {
@@ -193,12 +203,24 @@ mod tests {
 
     #[test]
     fn a_rate_limit_says_when_to_retry_in_whole_seconds() {
+        let allowance = Allowance {
+            limit: 5,
+            remaining: 0,
+            whole_in: std::time::Duration::from_secs(9),
+        };
         let error = OAuthError::from(Refusal::TooManyRequests {
-            retry_after: std::time::Duration::from_millis(1500),
+            exceeded: Exceeded {
+                retry_after: std::time::Duration::from_millis(1500),
+                allowance,
+            },
             description: "slow down",
         });
         assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(error.retry_after, Some(2));
         assert_eq!(error.cause, None);
+        let response = error.into_response();
+        assert_eq!(response.headers()["retry-after"], "2");
+        assert_eq!(response.headers()["x-ratelimit-limit"], "5");
+        assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
     }
 }

@@ -43,8 +43,8 @@ pub(super) async fn client(
     ip: IpAddr,
 ) -> Result<Authenticated, Refusal> {
     let claimed = &request.client;
-    let slow_down = |retry_after| Refusal::TooManyRequests {
-        retry_after,
+    let slow_down = |exceeded| Refusal::TooManyRequests {
+        exceeded,
         description:
             "too many failed authentications for this client from this address; retry later",
     };

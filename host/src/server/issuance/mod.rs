@@ -16,12 +16,12 @@ pub use authenticate::Authenticated;
 pub use dpop::Binding;
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::catalog::Catalog;
+use super::rate_limit::Exceeded;
 use super::state::{now, AppState};
 use super::token_request::TokenRequest;
 use crate::credentials;
@@ -57,8 +57,9 @@ pub enum Refusal {
     AccessDenied(String),
     /// A rule's own `server_error`: its (redacted) description is for the client.
     ServerError(String),
+    /// Over a rate limit: when to retry, and the allowance for the `x-ratelimit-*` headers.
     TooManyRequests {
-        retry_after: Duration,
+        exceeded: Exceeded,
         description: &'static str,
     },
     /// A failure inside tokenhost or a rule. The cause is for the server's log, never for
@@ -119,8 +120,8 @@ pub async fn issue(
     state
         .rate_limits
         .check_token(&client.client_id, client.token_rate_limit)
-        .map_err(|retry_after| Refusal::TooManyRequests {
-            retry_after,
+        .map_err(|exceeded| Refusal::TooManyRequests {
+            exceeded,
             description: "too many token requests for this client; retry later",
         })?;
     let binding = dpop::binding(state, request, client).await?;

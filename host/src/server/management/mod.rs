@@ -9,6 +9,7 @@ pub mod auth;
 mod client_credentials;
 mod client_grants;
 mod clients;
+mod gate;
 mod json;
 mod keys;
 mod lockout;
@@ -88,6 +89,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // Rules may carry a component: the larger limit.
         .merge(rules.layer(DefaultBodyLimit::max(config.max_component_body_bytes)))
         .route("/openapi.json", get(move || async move { doc.clone() }))
+        .fallback(|| async { ApiError::not_found("This endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
 }
 
 /// Runs `f` on a blocking thread.
