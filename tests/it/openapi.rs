@@ -4,14 +4,12 @@
 //! and a fuzzer (Schemathesis, every check) against the running server.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tests::repo;
 use tests::server::TestServer;
+use tests::{output_text, repo, run_program};
 
 const METHODS: [&str; 5] = ["get", "put", "post", "patch", "delete"];
 
@@ -37,59 +35,11 @@ fn scope_of(op: &Value) -> String {
     scopes[0].as_str().unwrap().to_string()
 }
 
-/// Runs `program args` with `input` on stdin, killed past `limit`.
-fn run(program: &str, args: &[&str], input: &[u8], limit: Duration) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} (make test-deps installs it): {e}"));
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    // Read both pipes while waiting: a child that fills one would otherwise block forever.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).ok();
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().ok();
-            child.wait().ok();
-            let out = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
-            panic!("{program} {args:?} ran past {limit:?}:\n{out}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[tokio::test]
 async fn the_document_is_valid_and_states_each_operations_scope_and_errors() {
     let server = TestServer::start(&[]);
     let doc: Value = server.get_json("/api/v2/openapi.json").await;
-    let out = run(
+    let out = run_program(
         "python3",
         &["-m", "openapi_spec_validator", "-"],
         doc.to_string().as_bytes(),
@@ -98,7 +48,7 @@ async fn the_document_is_valid_and_states_each_operations_scope_and_errors() {
     assert!(
         out.status.success(),
         "openapi-spec-validator refused the document:\n{}",
-        text(&out)
+        output_text(&out)
     );
 
     let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"];
@@ -218,7 +168,7 @@ async fn a_generated_client_covers_every_operation() {
     let out_dir = dir.join("tokenhost_client");
     let tools = repo().join("tests/openapi_tools.py");
     let base = server.url("/api/v2");
-    let out = run(
+    let out = run_program(
         "python3",
         &[
             tools.to_str().unwrap(),
@@ -231,7 +181,7 @@ async fn a_generated_client_covers_every_operation() {
         b"",
         Duration::from_secs(180),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let listed: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(
@@ -244,7 +194,7 @@ async fn a_generated_client_covers_every_operation() {
 fn assert_conforms(doc: &Value, name: &str, instances: &[Value]) {
     let input = json!({"doc": doc, "instances": instances}).to_string();
     let tools = repo().join("tests/openapi_tools.py");
-    let out = run(
+    let out = run_program(
         "python3",
         &[tools.to_str().unwrap(), "conforms", name],
         input.as_bytes(),
@@ -253,7 +203,7 @@ fn assert_conforms(doc: &Value, name: &str, instances: &[Value]) {
     assert!(
         out.status.success(),
         "answers that do not match the document's {name}:\n{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -310,7 +260,7 @@ async fn the_fuzzer_finds_nothing() {
     let auth = format!("Authorization: Bearer {admin}");
     let report = server.data_dir.join("schemathesis-report");
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis.toml");
-    let out = run(
+    let out = run_program(
         "python3",
         &[
             "-m",
@@ -344,6 +294,6 @@ async fn the_fuzzer_finds_nothing() {
     assert!(
         out.status.success(),
         "Schemathesis found problems:\n{}",
-        text(&out)
+        output_text(&out)
     );
 }
