@@ -5,6 +5,8 @@
 #   make guest        rebuild the JS rule runtime (guest-sdk) from source
 #   make rules        compile every rules/*.js to rules/*.wasm offline
 #   make lint         rustfmt + clippy (host and guest) + tsc on rules/
+#   make console      rebuild the console's bundle (host/console/dist) from its source
+#   make console-check  the committed bundle matches its source, and tsc passes (CI)
 #   make bench        the token endpoint under load (wrk); bench-rules: one rule's cost
 #   make bench-cluster  several nodes on one PostgreSQL
 #   make bench-catalog  a management write and a token request, empty vs 100k clients
@@ -23,7 +25,7 @@ GUEST_ENV    := WASI_SDK=$(WASI_SDK_DIR) \
 TOKENHOST    := target/release/tokenhost
 RUST_FIXTURE := tests/fixtures/rust-rule
 
-.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto bench-sign clean
+.PHONY: run build test test-deps pg-url guest guest-check guest-toolchain rules fixtures lint console console-check bench bench-quick bench-rules bench-cluster bench-catalog bench-crypto bench-sign clean
 
 run: build
 	$(TOKENHOST) serve
@@ -41,7 +43,8 @@ fixtures:
 # requests) and joserfc are the stock client of private_key_jwt and DPoP (tests/client_auth.py);
 # openapi-spec-validator checks the served OpenAPI document, openapi-python-client generates a
 # client from it, jsonschema checks answers against it and Schemathesis fuzzes the API with it
-# (tests/it/openapi.rs).
+# (tests/it/openapi.rs). Playwright drives Debian's Chromium through the console
+# (tests/it/console.rs): its wheel brings the driver; never `playwright install`.
 test-deps:
 	@python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install --quiet 'pyjwt[crypto]>=2.8'
 	@python3 -c 'import authlib.oauth2.rfc7523, joserfc, requests' 2>/dev/null || \
@@ -50,6 +53,16 @@ test-deps:
 	  python3 -m pip install --quiet 'openapi-spec-validator>=0.7'
 	@python3 -c 'import schemathesis, openapi_python_client, jsonschema' 2>/dev/null || \
 	  python3 -m pip install --quiet 'schemathesis>=4.32,<5' 'openapi-python-client>=0.29' 'jsonschema>=4.23'
+	@python3 -c 'import playwright.sync_api' 2>/dev/null || python3 -m pip install --quiet 'playwright>=1.45'
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# The console (host/console): esbuild and CodeMirror 6 pinned in package-lock.json. The
+# bundle in dist/ is committed, so `make run` needs no node; CI checks it matches.
+console:
+	cd host/console && npm ci --no-audit --no-fund --silent && npm run --silent build
+
+console-check:
+	cd host/console && npm ci --no-audit --no-fund --silent && npm run --silent check && npm run --silent typecheck
 
 # The store tests run on SQLite and on PostgreSQL: tests/postgres.sh installs and starts
 # a server when TOKENHOST_TEST_DATABASE_URL names none, and prints the URL to test on.

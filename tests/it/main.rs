@@ -7,6 +7,7 @@ mod cli;
 mod client_auth;
 mod cluster;
 mod components;
+mod console;
 mod engine;
 mod hardening_logs;
 mod hardening_management;

@@ -9,6 +9,7 @@ mod bootstrap;
 mod catalog;
 pub mod client_ip;
 pub mod cluster;
+mod console;
 mod discovery;
 mod issuance;
 pub mod management;
@@ -55,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v2", management::router(&state))
+        .merge(console::router())
         .fallback(|| async { api_error::ApiError::not_found("This endpoint") })
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(request_id::middleware))
