@@ -555,3 +555,88 @@ async fn live_nodes_share_a_clients_rate_limit() {
         "a third of a burst of 9 per node"
     );
 }
+
+/// An administrator made through `node`: a client with the management `scopes`; its grant's
+/// id and a token.
+async fn new_administrator(node: &TestServer, admin: &str, scopes: &Value) -> (String, String) {
+    let (status, client) = node
+        .api(
+            admin,
+            Method::POST,
+            "/clients",
+            Some(json!({"name": "administrator"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let id = client["client_id"].as_str().unwrap();
+    let audience = node.management_audience();
+    let grant = json!({"client_id": id, "audience": audience, "scope": scopes});
+    let (status, grant) = node
+        .api(admin, Method::POST, "/client-grants", Some(grant))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{grant}");
+    let secret = client["client_secret"].as_str().unwrap();
+    let (status, body, _) = node.client_token(id, secret, &audience).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        grant["id"].as_str().unwrap().to_string(),
+        body["access_token"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn two_nodes_cannot_each_remove_one_of_the_last_two_administrators() {
+    let db = Database::fresh();
+    let nodes = nodes_at_once(&db, 2);
+    let token = nodes[0].admin_token().await;
+    let (_, grants) = nodes[0]
+        .api(
+            &token,
+            Method::GET,
+            &format!("/client-grants?client_id={ADMIN_ID}"),
+            None,
+        )
+        .await;
+    let grant = &grants[0];
+    let scopes = grant["scope"].clone();
+    let mut survivor = (grant["id"].as_str().unwrap().to_string(), token);
+    // Each round, two administrators, and each node removes one at the same moment: each
+    // node alone sees the other administrator remain, so without a lock across nodes both
+    // would commit and no one could administer again.
+    for round in 0..8 {
+        let other = new_administrator(&nodes[round % 2], &survivor.1, &scopes).await;
+        // Both nodes know both administrators before the race starts.
+        for node in &nodes {
+            let known = within(Duration::from_secs(5), || async {
+                let (status, _) = node.api(&other.1, Method::GET, "/clients", None).await;
+                (status == StatusCode::OK).then_some(())
+            });
+            assert!(
+                known.await.is_some(),
+                "round {round}: the new administrator"
+            );
+        }
+        let (survivor_path, other_path) = (
+            format!("/client-grants/{}", survivor.0),
+            format!("/client-grants/{}", other.0),
+        );
+        let ((first, first_body), (second, second_body)) = tokio::join!(
+            nodes[0].api(&survivor.1, Method::DELETE, &survivor_path, None),
+            nodes[1].api(&other.1, Method::DELETE, &other_path, None),
+        );
+        let mut statuses = [first, second];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::NO_CONTENT, StatusCode::CONFLICT],
+            "round {round}: {first} {first_body}, {second} {second_body}"
+        );
+        if first == StatusCode::NO_CONTENT {
+            survivor = other;
+        }
+    }
+    let (status, body) = nodes[1]
+        .api(&survivor.1, Method::GET, "/clients", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -182,12 +182,15 @@ async fn update(
         grant.scope = body.scope;
         validate(s, &grant)?;
         may_give(s, &caller, &grant)?;
-        lockout::keeps_an_administrator(s, lockout::Proposed::UpdateGrant(&grant))?;
         let after = ClientGrantView::from(grant.clone());
         let change = Change::updated("client_grant", &id, &before, &after);
-        s.store.transaction(|tx| {
-            tx.put_client_grant(&grant)?;
-            audit::record(tx, &caller, &change)
+        lockout::one_at_a_time(s, || {
+            lockout::keeps_an_administrator(s, lockout::Proposed::UpdateGrant(&grant))?;
+            s.store.transaction(|tx| {
+                tx.put_client_grant(&grant)?;
+                audit::record(tx, &caller, &change)
+            })?;
+            Ok(())
         })?;
         Ok(grant)
     })
@@ -211,14 +214,16 @@ async fn delete(
             .into_iter()
             .find(|g| g.id == id)
             .ok_or_else(|| ApiError::not_found("The client grant"))?;
-        lockout::keeps_an_administrator(s, lockout::Proposed::DeleteGrant(&id))?;
         let change = Change::deleted("client_grant", &id, &ClientGrantView::from(before));
-        let deleted = s.store.transaction(|tx| {
-            let deleted = tx.delete_client_grant(&id)?;
-            if deleted {
-                audit::record(tx, &caller, &change)?;
-            }
-            Ok(deleted)
+        let deleted = lockout::one_at_a_time(s, || {
+            lockout::keeps_an_administrator(s, lockout::Proposed::DeleteGrant(&id))?;
+            Ok(s.store.transaction(|tx| {
+                let deleted = tx.delete_client_grant(&id)?;
+                if deleted {
+                    audit::record(tx, &caller, &change)?;
+                }
+                Ok(deleted)
+            })?)
         })?;
         if deleted {
             Ok(())

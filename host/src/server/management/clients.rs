@@ -454,14 +454,16 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     write(&state, move |s| {
         let before = ClientView::new(find(s, &id)?, None);
-        lockout::keeps_an_administrator(s, lockout::Proposed::DeleteClient(&id))?;
         let change = Change::deleted("client", &id, &before);
-        let deleted = s.store.transaction(|tx| {
-            let deleted = tx.delete_client(&id)?;
-            if deleted {
-                audit::record(tx, &caller, &change)?;
-            }
-            Ok(deleted)
+        let deleted = lockout::one_at_a_time(s, || {
+            lockout::keeps_an_administrator(s, lockout::Proposed::DeleteClient(&id))?;
+            Ok(s.store.transaction(|tx| {
+                let deleted = tx.delete_client(&id)?;
+                if deleted {
+                    audit::record(tx, &caller, &change)?;
+                }
+                Ok(deleted)
+            })?)
         })?;
         if deleted {
             Ok(())
