@@ -147,7 +147,8 @@ pub struct CreateClient {
     pub client_id: Option<String>,
     /// The client's secret, to keep one it has elsewhere; default: generated and shown in
     /// the answer this once. 32-256 characters of `A-Z a-z 0-9 . _ ~ -` (a form or Basic
-    /// header never changes them); stored only as a keyed hash, never shown.
+    /// header never changes them); stored only as a keyed hash, never shown. With
+    /// `token_endpoint_auth_method` `null` it is kept but refused until a method is set.
     #[schema(
         min_length = 32,
         max_length = 256,
@@ -378,13 +379,9 @@ async fn create(
     let method = body
         .token_endpoint_auth_method
         .unwrap_or(Some(SecretMethod::ClientSecretPost));
-    if method.is_none() && body.client_secret.is_some() {
-        return Err(ApiError::bad_request(
-            "client_secret was given with token_endpoint_auth_method null, which refuses \
-             every secret: give a method or leave the secret out",
-        ));
-    }
-    // A client without a secret method gets no secret: it would be refused anyway.
+    // A client without a secret method gets no generated secret: it would be refused
+    // anyway. A given one is kept (as a PATCH to `null` keeps it), refused until a PATCH
+    // sets a method: the document can say no rule that ties the two fields.
     let generated = match (&method, &body.client_secret) {
         (Some(_), None) => Some(generate_secret().map_err(|_| ApiError::internal())?),
         _ => None,
