@@ -326,3 +326,124 @@ async fn a_client_created_with_its_own_credentials_keeps_them_and_they_are_check
     let (status, body, _) = server.client_token("kept.id", secret, API).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A Deploy CLI directory export: an API, an M2M client and a single-page app, grants, a
+/// credentials-exchange hook and a bound action.
+fn auth0_export() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokenhost-a0deploy-{}", std::process::id()));
+    let hook = "module.exports = function (client, scope, audience, context, cb) {
+  var token = {scope: scope};
+  token['https://tokenhost.dev/tier'] = client.metadata.tier;
+  token['https://tokenhost.dev/key_length'] = (context.secrets.HOOK_KEY || '').length;
+  cb(null, token);
+};";
+    let action = "exports.onExecuteCredentialsExchange = async (event, api) => {
+  api.accessToken.setCustomClaim('https://tokenhost.dev/by', 'action after ' + event.accessToken.customClaims['https://tokenhost.dev/tier']);
+};";
+    let files = [
+        (
+            "resource-servers/Billing.json",
+            json!({"name": "Billing", "identifier": API, "token_lifetime": 3600,
+                "scopes": [{"value": "read", "description": "Read"}], "signing_alg": "RS256"})
+            .to_string(),
+        ),
+        (
+            "clients/Worker.json",
+            json!({"name": "Worker", "app_type": "non_interactive", "client_id": "a0-worker",
+                "client_secret": "##WORKER_SECRET##", "client_metadata": {"tier": "gold"},
+                "callbacks": []})
+            .to_string(),
+        ),
+        (
+            "clients/Dashboard.json",
+            json!({"name": "Dashboard", "app_type": "spa"}).to_string(),
+        ),
+        (
+            "grants/Worker-Billing.json",
+            json!({"client_id": "Worker", "audience": API, "scope": ["read"]}).to_string(),
+        ),
+        (
+            "hooks/add-tier.json",
+            json!({"name": "add-tier", "enabled": true, "script": "./add-tier.js",
+                "triggerId": "credentials-exchange", "secrets": {"HOOK_KEY": "_VALUE_NOT_SHOWN_"}})
+            .to_string(),
+        ),
+        ("hooks/add-tier.js", hook.to_string()),
+        (
+            "actions/mark.json",
+            json!({"name": "mark", "code": "./actions/mark/code.js", "runtime": "node18",
+                "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}]})
+            .to_string(),
+        ),
+        ("actions/mark/code.js", action.to_string()),
+        (
+            "triggers/triggers.json",
+            json!({"credentials-exchange": [{"action_name": "mark", "display_name": "mark"}],
+                "post-login": []})
+            .to_string(),
+        ),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn an_auth0_deploy_cli_export_is_imported_and_its_client_keeps_its_credentials() {
+    let server = TestServer::start(&[]);
+    let secret = "a0-worker-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+    let dir = auth0_export();
+    let mappings = json!({"WORKER_SECRET": secret, "HOOK_KEY": BILLING_KEY});
+    let mappings = scratch("a0-mappings.json", &mappings.to_string());
+    let args = [
+        "import",
+        "auth0",
+        dir.to_str().unwrap(),
+        "--keyword-mappings",
+        mappings.to_str().unwrap(),
+    ];
+    let before = export(&server);
+    let dry = tokenhost(&server, &[&args[..], &["--dry-run"]].concat());
+    let out = shown(&dry);
+    assert!(dry.status.success(), "{out}");
+    assert!(
+        out.contains("skipped client \"Dashboard\": its app_type is spa"),
+        "{out}"
+    );
+    for line in [
+        "+ create client \"Worker\" (a0-worker)",
+        "+ create rule \"add-tier\"",
+        "+ create rule \"mark\"",
+    ] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
+    assert_eq!(export(&server), before, "a dry run changes nothing");
+
+    let imported = tokenhost(&server, &args);
+    let out = shown(&imported);
+    assert!(imported.status.success(), "{out}");
+    assert!(!out.contains(secret) && !out.contains(BILLING_KEY), "{out}");
+    let (status, body, _) = server.client_token("a0-worker", secret, API).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = server
+        .verify(body["access_token"].as_str().unwrap(), API)
+        .await;
+    assert_eq!(claims["https://tokenhost.dev/tier"], "gold", "{claims}");
+    assert_eq!(
+        claims["https://tokenhost.dev/key_length"],
+        BILLING_KEY.len()
+    );
+    assert_eq!(
+        claims["https://tokenhost.dev/by"], "action after gold",
+        "{claims}"
+    );
+    assert_eq!(claims["scope"], "read", "{claims}");
+
+    let again = tokenhost(&server, &args);
+    let out = text(&again.stdout);
+    assert!(again.status.success(), "{out}");
+    assert!(out.ends_with("No changes.\n"), "{out}");
+}

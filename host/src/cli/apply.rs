@@ -49,8 +49,25 @@ pub(super) fn run(args: ApplyArgs) -> ExitCode {
 fn apply(args: &ApplyArgs) -> CliResult {
     let mappings = Mappings::read(args.keyword_mappings.as_deref())?;
     let file = config_file::read(&args.file, &mappings)?;
+    let how = How {
+        dry_run: args.dry_run,
+        prune: args.prune,
+    };
+    apply_config(&args.api, &args.file, &file, how)
+}
+
+/// What `apply` (and `import`) may do.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct How {
+    pub dry_run: bool,
+    pub prune: bool,
+}
+
+/// Makes the server `api` names match `file`, read from `source`: the plan, the compiles,
+/// then (unless a dry run) the steps.
+pub(super) fn apply_config(api: &ApiArgs, source: &Path, file: &ConfigFile, how: How) -> CliResult {
     let runtime = super::runtime()?;
-    let (api, steps) = runtime.block_on(connect_and_plan(args, &file))?;
+    let (api, steps) = runtime.block_on(connect_and_plan(api, source, file, how.prune))?;
     if steps.is_empty() {
         println!("No changes.");
         return Ok(ExitCode::SUCCESS);
@@ -58,15 +75,15 @@ fn apply(args: &ApplyArgs) -> CliResult {
     for step in &steps {
         println!("{step}");
     }
-    compile_scripts(&args.file, &steps)?;
-    if args.dry_run {
+    compile_scripts(source, &steps)?;
+    if how.dry_run {
         println!(
             "Dry run: nothing was changed ({} to do).",
             count(steps.len())
         );
         return Ok(ExitCode::SUCCESS);
     }
-    runtime.block_on(execute(&api, &file, &steps))?;
+    runtime.block_on(execute(&api, file, &steps))?;
     println!("Applied {}.", count(steps.len()));
     Ok(ExitCode::SUCCESS)
 }
@@ -79,15 +96,17 @@ fn count(steps: usize) -> String {
 }
 
 async fn connect_and_plan(
-    args: &ApplyArgs,
+    args: &ApiArgs,
+    source: &Path,
     file: &ConfigFile,
+    prune: bool,
 ) -> Result<(Api, Vec<Step>), CliError> {
-    let api = Api::connect(&args.api, APPLY_SCOPES).await?;
+    let api = Api::connect(args, APPLY_SCOPES).await?;
     let state = ServerState::read(&api).await?;
-    let steps = plan::plan(file, &state, args.prune).map_err(|e| {
+    let steps = plan::plan(file, &state, prune).map_err(|e| {
         CliError::failed(
             "cannot_plan",
-            format!("{}: {e}; nothing was changed", args.file.display()),
+            format!("{}: {e}; nothing was changed", source.display()),
         )
     })?;
     Ok((api, steps))

@@ -7,6 +7,7 @@ mod compile;
 mod config_file;
 mod error;
 mod export;
+mod import_auth0;
 mod logs;
 mod management;
 mod plan;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Make the server match a configuration file: print the plan, then apply it.
     #[command(after_help = APPLY_EXIT_CODES)]
     Apply(apply::ApplyArgs),
+    /// Bring another platform's configuration to the server (printed as a plan, then applied).
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Compile a JS rule into a pre-initialized WebAssembly component.
     #[command(after_help = COMPILE_EXIT_CODES)]
     Compile {
@@ -132,6 +136,16 @@ pub enum Command {
     /// Recovery on the server's host, with access to its data directory or database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A Deploy CLI (a0deploy) export of the original platform: its directory or its
+    /// tenant.yaml. APIs, machine-to-machine clients (client_id and client_secret kept),
+    /// grants, enabled credentials-exchange hooks and bound actions as rules; the rest is
+    /// reported as skipped.
+    #[command(after_help = APPLY_EXIT_CODES)]
+    Auth0(import_auth0::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +235,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => logs::run(args),
         Command::Export(args) => export::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Import(ImportCommand::Auth0(args)) => import_auth0::run(args),
         Command::Admin(AdminCommand::ResetBootstrap { config }) => {
             serve::reset_bootstrap(config.as_deref())
         }
