@@ -7,6 +7,7 @@ mod cli;
 mod client_auth;
 mod cluster;
 mod components;
+mod config_as_code;
 mod console;
 mod engine;
 mod hardening_logs;

@@ -80,11 +80,76 @@ impl Api {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<reqwest::Response, CliError> {
-        let response = self
+        self.send(reqwest::Method::GET, path, query, None).await
+    }
+
+    /// `method` on `path` (under `/api/v2`) with a JSON body, the answer's JSON (`null`
+    /// for none), its refusals explained.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        let response = self.send(method, path, &[], body).await?;
+        let text = response.text().await.map_err(|e| {
+            CliError::failed(
+                "bad_response",
+                format!("{} ended its answer early: {}", self.base, cause(&e)),
+            )
+        })?;
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            CliError::failed(
+                "bad_response",
+                format!("{}/api/v2{path} answered no JSON: {e}", self.base),
+            )
+        })
+    }
+
+    /// Every item of the list at `path`, page by page.
+    pub async fn list_all(&self, path: &str) -> Result<Vec<Value>, CliError> {
+        const PER_PAGE: usize = 100;
+        let mut items = Vec::new();
+        for page in 0.. {
+            let query = [
+                ("page", page.to_string()),
+                ("per_page", PER_PAGE.to_string()),
+            ];
+            let response = self.send(reqwest::Method::GET, path, &query, None).await?;
+            let batch: Vec<Value> = response.json().await.map_err(|e| {
+                CliError::failed(
+                    "bad_response",
+                    format!("{}/api/v2{path} answered no list: {e}", self.base),
+                )
+            })?;
+            let last = batch.len() < PER_PAGE;
+            items.extend(batch);
+            if last {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, CliError> {
+        let mut request = self
             .http
-            .get(format!("{}/api/v2{path}", self.base))
+            .request(method, format!("{}/api/v2{path}", self.base))
             .query(query)
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| cannot_reach(&self.base, &e))?;

@@ -2,13 +2,19 @@
 //! rule logs. One exit-status scheme for every command (the `EXIT_*` constants), and with
 //! `--json` every error is one JSON object on stdout (`error.rs`).
 
+mod apply;
 mod compile;
+mod config_file;
 mod error;
+mod export;
+mod import_auth0;
 mod logs;
 mod management;
+mod plan;
 mod progress;
 mod run_rule;
 mod serve;
+mod server_state;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -54,6 +60,18 @@ const LOGS_EXIT_CODES: &str = "Exit status:
   2  usage error: a bad option or value, no credentials
 With --json, an error is one JSON object on stdout: {\"error\": {\"code\", \"message\", ...}}.";
 
+const EXPORT_EXIT_CODES: &str = "Exit status:
+  0  the configuration was written
+  1  the server could not be reached, refused the token, or answered an error
+  2  usage error: a bad option or value, a file that cannot be written, no credentials";
+
+const APPLY_EXIT_CODES: &str = "Exit status:
+  0  the server matches the file (or, with --dry-run, the plan was printed)
+  1  the server could not be reached or refused a change; the file cannot be applied to it
+     (nothing changed); or a step failed (the error lists what was applied and what was not)
+  2  usage error: a bad option, an unreadable or invalid file, no credentials
+  3  a rule in the file does not compile (nothing changed)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tokenhost",
@@ -76,6 +94,15 @@ pub enum Command {
     /// Show rule executions (`--follow` to stream them live).
     #[command(after_help = LOGS_EXIT_CODES)]
     Logs(logs::LogsArgs),
+    /// Write the server's whole configuration (APIs, clients, grants, rules) as YAML or JSON.
+    #[command(after_help = EXPORT_EXIT_CODES)]
+    Export(export::ExportArgs),
+    /// Make the server match a configuration file: print the plan, then apply it.
+    #[command(after_help = APPLY_EXIT_CODES)]
+    Apply(apply::ApplyArgs),
+    /// Bring another platform's configuration to the server (printed as a plan, then applied).
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Compile a JS rule into a pre-initialized WebAssembly component.
     #[command(after_help = COMPILE_EXIT_CODES)]
     Compile {
@@ -109,6 +136,16 @@ pub enum Command {
     /// Recovery on the server's host, with access to its data directory or database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A Deploy CLI (a0deploy) export of the original platform: its directory or its
+    /// tenant.yaml. APIs, machine-to-machine clients (client_id and client_secret kept),
+    /// grants, enabled credentials-exchange hooks and bound actions as rules; the rest is
+    /// reported as skipped.
+    #[command(after_help = APPLY_EXIT_CODES)]
+    Auth0(import_auth0::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +233,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Logs(args) => logs::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Import(ImportCommand::Auth0(args)) => import_auth0::run(args),
         Command::Admin(AdminCommand::ResetBootstrap { config }) => {
             serve::reset_bootstrap(config.as_deref())
         }
@@ -216,6 +256,21 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Command::Completions { shell } => completions(shell),
     }
+}
+
+/// The runtime the management API's client runs on: one thread, for one command.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed("internal", format!("cannot start the async runtime: {e}")))
+}
+
+/// Runs `future` to its end on a [`runtime`].
+fn block_on<T>(
+    future: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    runtime()?.block_on(future)
 }
 
 /// The script for `shell`, written whole: a reader that stops early (`| head`) is no error.

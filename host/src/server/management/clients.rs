@@ -53,7 +53,7 @@ pub struct ClientView {
     pub client_authentication_methods: Option<AuthenticationMethods>,
     /// Must its token requests carry a DPoP proof (RFC 9449 §5.2)?
     pub dpop_bound_access_tokens: bool,
-    /// Only in the answer to a creation or a rotation.
+    /// Only in the answer to a creation that generated it, or to a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
 }
@@ -136,6 +136,25 @@ pub struct CreateClient {
     /// Default false.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// The client's id, to keep one it has elsewhere (moving from another server); default:
+    /// generated. 1-128 characters of `A-Z a-z 0-9 . _ ~ -`, the first a letter or digit
+    /// (so that it is a path segment); 409 if a client has it.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+    )]
+    pub client_id: Option<String>,
+    /// The client's secret, to keep one it has elsewhere; default: generated and shown in
+    /// the answer this once. 32-256 characters of `A-Z a-z 0-9 . _ ~ -` (a form or Basic
+    /// header never changes them); stored only as a keyed hash, never shown. With
+    /// `token_endpoint_auth_method` `null` it is kept but refused until a method is set.
+    #[schema(
+        min_length = 32,
+        max_length = 256,
+        pattern = "^[A-Za-z0-9._~-]{32,256}$"
+    )]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -192,6 +211,48 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<Client, ApiError> {
 fn validate_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() {
         return Err(ApiError::bad_request("name must not be empty"));
+    }
+    Ok(())
+}
+
+/// The bounds of a `client_id` or `client_secret` given at creation.
+const MAX_CLIENT_ID_CHARS: usize = 128;
+const MIN_CLIENT_SECRET_CHARS: usize = 32;
+const MAX_CLIENT_SECRET_CHARS: usize = 256;
+
+/// RFC 3986's unreserved characters: form-encoding leaves them as they are, so a value
+/// reaches the token endpoint unchanged however a client sends it.
+fn unreserved(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'))
+}
+
+/// The first character a letter or digit: `.` and `..` are no path segment.
+fn validate_given_id(id: &str) -> Result<(), ApiError> {
+    let starts_well = id.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !starts_well || id.len() > MAX_CLIENT_ID_CHARS || !unreserved(id) {
+        return Err(ApiError::bad_request(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, \
+             '.', '_', '~' and '-', the first a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Never echoes the secret: the message names only what is wrong with it.
+fn validate_given_secret(secret: &str) -> Result<(), ApiError> {
+    let length = secret.chars().count();
+    if !(MIN_CLIENT_SECRET_CHARS..=MAX_CLIENT_SECRET_CHARS).contains(&length) {
+        return Err(ApiError::bad_request(format!(
+            "client_secret must be {MIN_CLIENT_SECRET_CHARS} to {MAX_CLIENT_SECRET_CHARS} \
+             characters long; it has {length}"
+        )));
+    }
+    if !unreserved(secret) {
+        return Err(ApiError::bad_request(
+            "client_secret may hold only A-Z, a-z, 0-9, '.', '_', '~' and '-'",
+        ));
     }
     Ok(())
 }
@@ -287,11 +348,13 @@ async fn list(
     paging::answer(&LIST, &query, views)
 }
 
-/// Create a client; the answer carries its secret, shown this once.
+/// Create a client; the answer carries its secret, shown this once, unless the request
+/// gave it.
 #[utoipa::path(post, path = "/clients", operation_id = "create_client", tag = "clients",
     security(("oauth2" = ["create:clients"])),
     request_body = CreateClient,
-    responses((status = 201, body = ClientView), (status = 400, body = ApiError)))]
+    responses((status = 201, body = ClientView), (status = 400, body = ApiError),
+        (status = 409, description = "A client has the client_id given", body = ApiError)))]
 async fn create(
     State(state): State<AppState>,
     caller: Authorized<CreateClients>,
@@ -307,15 +370,30 @@ async fn create(
             "app_type must be {APP_TYPE:?}"
         )));
     }
+    if let Some(id) = &body.client_id {
+        validate_given_id(id)?;
+    }
+    if let Some(secret) = &body.client_secret {
+        validate_given_secret(secret)?;
+    }
     let method = body
         .token_endpoint_auth_method
         .unwrap_or(Some(SecretMethod::ClientSecretPost));
-    // A client without a secret method gets no secret: it would be refused anyway.
-    let secret = method
-        .map(|_| generate_secret().map_err(|_| ApiError::internal()))
-        .transpose()?;
+    // A client without a secret method gets no generated secret: it would be refused
+    // anyway. A given one is kept (as a PATCH to `null` keeps it), refused until a PATCH
+    // sets a method: the document can say no rule that ties the two fields.
+    let generated = match (&method, &body.client_secret) {
+        (Some(_), None) => Some(generate_secret().map_err(|_| ApiError::internal())?),
+        _ => None,
+    };
+    let secret = body.client_secret.clone().or_else(|| generated.clone());
+    let given_id = body.client_id.is_some();
+    let client_id = match body.client_id {
+        Some(id) => id,
+        None => generate_id("").map_err(|_| ApiError::internal())?,
+    };
     let client = Client {
-        client_id: generate_id("").map_err(|_| ApiError::internal())?,
+        client_id,
         name: body.name,
         client_metadata: body.client_metadata.unwrap_or_default(),
         app_type: APP_TYPE.into(),
@@ -337,6 +415,13 @@ async fn create(
     };
     let stored = client.clone();
     write(&state, move |s| {
+        // A generated id is new; a given one may not be, and storing is an upsert.
+        if given_id && s.store.get_client(&stored.client_id)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a client with the client_id {:?} exists already",
+                stored.client_id
+            )));
+        }
         let view = ClientView::new(stored.clone(), None);
         let change = Change::created("client", &stored.client_id, &view);
         s.store.transaction(|tx| {
@@ -346,7 +431,10 @@ async fn create(
         Ok(())
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(ClientView::new(client, secret))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ClientView::new(client, generated)),
+    ))
 }
 
 /// Get one client.
