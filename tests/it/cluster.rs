@@ -640,3 +640,46 @@ async fn two_nodes_cannot_each_remove_one_of_the_last_two_administrators() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn two_nodes_creating_one_given_client_id_make_one_client() {
+    let db = Database::fresh();
+    let nodes = nodes_at_once(&db, 2);
+    let admin = nodes[0].admin_token().await;
+    for round in 0..5 {
+        let id = format!("moved-service-{round}");
+        let body = |n: usize| {
+            json!({"name": "moved", "client_id": id,
+                   "client_secret": format!("secret-of-node-{n}-0123456789abcdefghijklmnop")})
+        };
+        let ((first, first_body), (second, second_body)) = tokio::join!(
+            nodes[0].api(&admin, Method::POST, "/clients", Some(body(0))),
+            nodes[1].api(&admin, Method::POST, "/clients", Some(body(1))),
+        );
+        let mut statuses = [first, second];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "round {round}: {first} {first_body}, {second} {second_body}"
+        );
+        // The secret that works is the one whose creation was answered 201.
+        let winner = usize::from(first != StatusCode::CREATED);
+        let secret = body(winner)["client_secret"].as_str().unwrap().to_string();
+        let audience = nodes[winner].management_audience();
+        let (_, refused, _) = nodes[winner].client_token(&id, &secret, &audience).await;
+        assert_eq!(
+            refused["error"], "access_denied",
+            "no grant, but a known secret"
+        );
+        let other = body(1 - winner)["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, unknown, _) = nodes[winner].client_token(&id, &other, &audience).await;
+        assert_eq!(
+            unknown["error"], "invalid_client",
+            "the refused creation's secret"
+        );
+    }
+}

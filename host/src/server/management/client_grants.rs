@@ -15,7 +15,7 @@ use super::json::{Body, Query};
 use super::lockout;
 use super::paging::{self, List, ListQuery};
 use super::scopes::*;
-use super::{blocking, write};
+use super::{across_nodes, blocking, write};
 use crate::credentials::generate_id;
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
@@ -184,7 +184,7 @@ async fn update(
         may_give(s, &caller, &grant)?;
         let after = ClientGrantView::from(grant.clone());
         let change = Change::updated("client_grant", &id, &before, &after);
-        lockout::one_at_a_time(s, || {
+        across_nodes(s, || {
             lockout::keeps_an_administrator(s, lockout::Proposed::UpdateGrant(&grant))?;
             s.store.transaction(|tx| {
                 tx.put_client_grant(&grant)?;
@@ -215,7 +215,7 @@ async fn delete(
             .find(|g| g.id == id)
             .ok_or_else(|| ApiError::not_found("The client grant"))?;
         let change = Change::deleted("client_grant", &id, &ClientGrantView::from(before));
-        let deleted = lockout::one_at_a_time(s, || {
+        let deleted = across_nodes(s, || {
             lockout::keeps_an_administrator(s, lockout::Proposed::DeleteGrant(&id))?;
             Ok(s.store.transaction(|tx| {
                 let deleted = tx.delete_client_grant(&id)?;

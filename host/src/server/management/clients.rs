@@ -20,7 +20,7 @@ use super::json::{Body, Query};
 use super::lockout;
 use super::paging::{self, List, ListQuery};
 use super::scopes::*;
-use super::{blocking, write};
+use super::{across_nodes, blocking, write};
 use crate::credentials::{generate_id, generate_secret};
 use crate::server::api_error::ApiError;
 use crate::server::state::{now, AppState};
@@ -415,20 +415,28 @@ async fn create(
     };
     let stored = client.clone();
     write(&state, move |s| {
-        // A generated id is new; a given one may not be, and storing is an upsert.
-        if given_id && s.store.get_client(&stored.client_id)?.is_some() {
-            return Err(ApiError::conflict(format!(
-                "a client with the client_id {:?} exists already",
-                stored.client_id
-            )));
-        }
         let view = ClientView::new(stored.clone(), None);
         let change = Change::created("client", &stored.client_id, &view);
-        s.store.transaction(|tx| {
-            tx.put_client(&stored)?;
-            audit::record(tx, &caller, &change)
-        })?;
-        Ok(())
+        let store = || {
+            s.store.transaction(|tx| {
+                tx.put_client(&stored)?;
+                audit::record(tx, &caller, &change)
+            })?;
+            Ok(())
+        };
+        if !given_id {
+            return store();
+        }
+        // A generated id is new; a given one may not be, and storing is an upsert.
+        across_nodes(s, || {
+            if s.store.get_client(&stored.client_id)?.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "a client with the client_id {:?} exists already",
+                    stored.client_id
+                )));
+            }
+            store()
+        })
     })
     .await?;
     Ok((
@@ -543,7 +551,7 @@ async fn delete(
     write(&state, move |s| {
         let before = ClientView::new(find(s, &id)?, None);
         let change = Change::deleted("client", &id, &before);
-        let deleted = lockout::one_at_a_time(s, || {
+        let deleted = across_nodes(s, || {
             lockout::keeps_an_administrator(s, lockout::Proposed::DeleteClient(&id))?;
             Ok(s.store.transaction(|tx| {
                 let deleted = tx.delete_client(&id)?;

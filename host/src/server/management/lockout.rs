@@ -18,30 +18,9 @@ pub(super) enum Proposed<'a> {
     DeleteClient(&'a str),
 }
 
-/// Runs `f`, a change that could lose the last administrator (its check and its commit), so
-/// that no other such change runs between them on any node: `write` serializes the
-/// changes of this node, and on a cluster the cluster's lock those of the others, which
-/// would otherwise each see the other's administrator and both commit. Blocking.
-pub(super) fn one_at_a_time<T>(
-    state: &AppState,
-    f: impl FnOnce() -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let Some(cluster) = state.store.cluster() else {
-        return f();
-    };
-    let mut f = Some(f);
-    let mut out = None;
-    // The lock passes only the store's error through; the change's own is kept aside.
-    cluster.exclusively(&mut || {
-        out = f.take().map(|f| f());
-        Ok(())
-    })?;
-    out.unwrap_or_else(|| Err(ApiError::internal()))
-}
-
 /// `Err(409)` if, after `change`, no grant on the management API would hold
-/// [`ADMINISTRATOR`] while one holds it now. Blocking; call it inside `one_at_a_time`, with
-/// the commit of the change.
+/// [`ADMINISTRATOR`] while one holds it now. Blocking; call it inside
+/// [`across_nodes`](super::across_nodes), with the commit of the change.
 pub(super) fn keeps_an_administrator(
     state: &AppState,
     change: Proposed<'_>,

@@ -96,6 +96,28 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ))
 }
 
+/// Runs `f`, a check and the commit it allows, so that no other change run this way comes
+/// between them on any node: `write` serializes the changes of this node, and on a cluster
+/// the cluster's lock those of the others, which would otherwise each pass the check and
+/// both commit (two nodes each removing one of the last two administrators, or creating
+/// the same given `client_id`). Blocking; call it inside `write`.
+pub(crate) fn across_nodes<T>(
+    state: &AppState,
+    f: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let Some(cluster) = state.store.cluster() else {
+        return f();
+    };
+    let mut f = Some(f);
+    let mut out = None;
+    // The lock passes only the store's error through; the change's own is kept aside.
+    cluster.exclusively(&mut || {
+        out = f.take().map(|f| f());
+        Ok(())
+    })?;
+    out.unwrap_or_else(|| Err(ApiError::internal()))
+}
+
 /// Runs `f` on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
