@@ -339,6 +339,8 @@ fn auth0_export() -> PathBuf {
 };";
     let action = "exports.onExecuteCredentialsExchange = async (event, api) => {
   api.accessToken.setCustomClaim('https://tokenhost.dev/by', 'action after ' + event.accessToken.customClaims['https://tokenhost.dev/tier']);
+  // require('in-a-comment') is no use of it
+  if (event.never) { const axios = require('axios'); }
 };";
     let files = [
         (
@@ -413,6 +415,15 @@ async fn an_auth0_deploy_cli_export_is_imported_and_its_client_keeps_its_credent
         out.contains("skipped client \"Dashboard\": its app_type is spa"),
         "{out}"
     );
+    assert!(
+        out.contains("client \"Worker\"'s fields callbacks: tokenhost does not have them"),
+        "{out}"
+    );
+    assert!(
+        out.contains("actions/mark/code.js:4: if (event.never) { const axios = require('axios'); }: uses require"),
+        "{out}"
+    );
+    assert!(!out.contains("in-a-comment"), "{out}");
     for line in [
         "+ create client \"Worker\" (a0-worker)",
         "+ create rule \"add-tier\"",

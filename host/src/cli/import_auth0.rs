@@ -26,6 +26,8 @@ use crate::store::{ScopeDef, SecretMethod, SigningAlg};
 
 /// The trigger tokenhost's rules run on.
 const TRIGGER: &str = "credentials-exchange";
+/// Where `with_script` notes the file a script came from, for reports by line.
+const SCRIPT_FILE: &str = "tokenhost:script_file";
 /// What a0deploy writes for a secret value it cannot read.
 const HIDDEN_SECRET: &str = "_VALUE_NOT_SHOWN_";
 
@@ -141,7 +143,8 @@ fn load_script(
     read_text(&resolved, mappings)
 }
 
-/// Replaces the path in `item[field]` by the text of the file it names.
+/// Replaces the path in `item[field]` by the text of the file it names, and notes the file
+/// under [`SCRIPT_FILE`].
 fn with_script(
     mut item: Value,
     field: &str,
@@ -151,6 +154,8 @@ fn with_script(
 ) -> Result<Value, CliError> {
     if let Some(named) = item[field].as_str().map(str::to_string) {
         item[field] = Value::String(load_script(root, base, &named, mappings)?);
+        let file = base.join(named.trim_start_matches("./"));
+        item[SCRIPT_FILE] = Value::String(file.display().to_string());
     }
     Ok(item)
 }
@@ -272,6 +277,8 @@ pub fn convert(tenant: &Tenant) -> (ConfigFile, Vec<String>) {
         } else {
             order += 1;
             note_dependencies(hook, "hook", &name, &mut skipped);
+            note_unused_fields(hook, &format!("hook {name:?}"), HOOK_FIELDS, &mut skipped);
+            note_code_that_will_not_run(hook, "script", &format!("hook {name:?}"), &mut skipped);
             let secrets = hook["secrets"]
                 .as_object()
                 .map(|map| {
@@ -309,6 +316,9 @@ pub fn convert(tenant: &Tenant) -> (ConfigFile, Vec<String>) {
         let name = str_of(action, "name");
         order += 1;
         note_dependencies(action, "action", &name, &mut skipped);
+        let what = format!("action {name:?}");
+        note_unused_fields(action, &what, ACTION_FIELDS, &mut skipped);
+        note_code_that_will_not_run(action, "code", &what, &mut skipped);
         let secrets = action["secrets"]
             .as_array()
             .map(|list| {
@@ -340,6 +350,106 @@ fn note_dependencies(item: &Value, kind: &str, name: &str, skipped: &mut Vec<Str
              and fails where it uses them",
             names.join(", ")
         ));
+    }
+}
+
+/// The fields of each object that the import reads (or that say nothing tokenhost would
+/// need: an action's Node.js runtime and its deployment state, an object's id on the
+/// original platform); any other field is reported as not imported.
+const API_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "identifier",
+    "scopes",
+    "signing_alg",
+    "token_lifetime",
+];
+const CLIENT_FIELDS: &[&str] = &[
+    "name",
+    "app_type",
+    "client_id",
+    "client_secret",
+    "client_metadata",
+    "token_endpoint_auth_method",
+];
+const HOOK_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "enabled",
+    "script",
+    "triggerId",
+    "secrets",
+    "dependencies",
+];
+const ACTION_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "code",
+    "supported_triggers",
+    "secrets",
+    "dependencies",
+    "runtime",
+    "deployed",
+    "status",
+];
+
+/// Fields of `item` that tokenhost has no place for, named in one line.
+fn note_unused_fields(item: &Value, what: &str, known: &[&str], skipped: &mut Vec<String>) {
+    let Some(fields) = item.as_object() else {
+        return;
+    };
+    let unused: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|field| *field != SCRIPT_FILE && !known.contains(field))
+        .collect();
+    if !unused.is_empty() {
+        skipped.push(format!(
+            "{what}'s fields {}: tokenhost does not have them; not imported",
+            unused.join(", ")
+        ));
+    }
+}
+
+/// What a script calls that does not exist in a rule's sandbox, and why.
+const WILL_NOT_RUN: &[(&str, &str)] = &[
+    (
+        "require(",
+        "npm modules are not there (rules have no require)",
+    ),
+    ("fetch(", "rules have no network"),
+    ("XMLHttpRequest", "rules have no network"),
+    ("WebSocket", "rules have no network"),
+];
+
+/// Each use in `item[field]` of what [`WILL_NOT_RUN`] names, with its file and line. The
+/// rule is still imported (the use may sit on a path never taken); it fails where it runs
+/// one. Lines that are wholly comments are passed over.
+fn note_code_that_will_not_run(item: &Value, field: &str, what: &str, skipped: &mut Vec<String>) {
+    let file = item[SCRIPT_FILE].as_str().unwrap_or("its script");
+    let script = item[field].as_str().unwrap_or_default();
+    for (number, line) in script.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("//") || code.starts_with('*') || code.starts_with("/*") {
+            continue;
+        }
+        for (call, why) in WILL_NOT_RUN {
+            let used = line.match_indices(call).any(|(at, _)| {
+                // A whole name: `prefetch(` or `my_require(` is something else.
+                !line[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            });
+            if used {
+                let name = call.trim_end_matches('(');
+                skipped.push(format!(
+                    "{what}: {file}:{}: {}: uses {name}, which will not run here: {why}",
+                    number + 1,
+                    code.trim_end()
+                ));
+            }
+        }
     }
 }
 
@@ -407,6 +517,7 @@ fn resource_server(api: &Value, skipped: &mut Vec<String>) -> Option<ApiDef> {
             })
             .collect()
     });
+    note_unused_fields(api, &format!("api {identifier:?}"), API_FIELDS, skipped);
     Some(ApiDef {
         name: api["name"].as_str().map(str::to_string),
         scopes,
@@ -453,6 +564,7 @@ fn client_def(client: &Value, skipped: &mut Vec<String>) -> Option<ClientDef> {
             })
             .collect()
     });
+    note_unused_fields(client, &format!("client {name:?}"), CLIENT_FIELDS, skipped);
     Some(ClientDef {
         name,
         client_id: client["client_id"].as_str().map(str::to_string),
