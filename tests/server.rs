@@ -193,6 +193,12 @@ impl TestServer {
 
     /// A management API token for a new client granted only `scopes`.
     pub async fn management_token_with(&self, admin: &str, scopes: &[&str]) -> String {
+        self.management_client_with(admin, scopes).await.1
+    }
+
+    /// A new client granted only `scopes` on the management API: its grant's id and a
+    /// token.
+    pub async fn management_client_with(&self, admin: &str, scopes: &[&str]) -> (String, String) {
         let (status, client) = self
             .api(
                 admin,
@@ -205,14 +211,17 @@ impl TestServer {
         let id = client["client_id"].as_str().unwrap();
         let audience = self.management_audience();
         let grant = json!({"client_id": id, "audience": audience, "scope": scopes});
-        let (status, body) = self
+        let (status, grant) = self
             .api(admin, Method::POST, "/client-grants", Some(grant))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::CREATED, "{grant}");
         let secret = client["client_secret"].as_str().unwrap();
         let (status, body, _) = self.client_token(id, secret, &audience).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
+        (
+            grant["id"].as_str().unwrap().to_string(),
+            body["access_token"].as_str().unwrap().to_string(),
+        )
     }
 
     /// A token for the management API with the bootstrap client.

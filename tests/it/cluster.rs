@@ -556,34 +556,6 @@ async fn live_nodes_share_a_clients_rate_limit() {
     );
 }
 
-/// An administrator made through `node`: a client with the management `scopes`; its grant's
-/// id and a token.
-async fn new_administrator(node: &TestServer, admin: &str, scopes: &Value) -> (String, String) {
-    let (status, client) = node
-        .api(
-            admin,
-            Method::POST,
-            "/clients",
-            Some(json!({"name": "administrator"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{client}");
-    let id = client["client_id"].as_str().unwrap();
-    let audience = node.management_audience();
-    let grant = json!({"client_id": id, "audience": audience, "scope": scopes});
-    let (status, grant) = node
-        .api(admin, Method::POST, "/client-grants", Some(grant))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{grant}");
-    let secret = client["client_secret"].as_str().unwrap();
-    let (status, body, _) = node.client_token(id, secret, &audience).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (
-        grant["id"].as_str().unwrap().to_string(),
-        body["access_token"].as_str().unwrap().to_string(),
-    )
-}
-
 #[tokio::test]
 async fn two_nodes_cannot_each_remove_one_of_the_last_two_administrators() {
     let db = Database::fresh();
@@ -598,13 +570,20 @@ async fn two_nodes_cannot_each_remove_one_of_the_last_two_administrators() {
         )
         .await;
     let grant = &grants[0];
-    let scopes = grant["scope"].clone();
+    let scopes: Vec<&str> = grant["scope"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     let mut survivor = (grant["id"].as_str().unwrap().to_string(), token);
     // Each round, two administrators, and each node removes one at the same moment: each
     // node alone sees the other administrator remain, so without a lock across nodes both
     // would commit and no one could administer again.
     for round in 0..8 {
-        let other = new_administrator(&nodes[round % 2], &survivor.1, &scopes).await;
+        let other = nodes[round % 2]
+            .management_client_with(&survivor.1, &scopes)
+            .await;
         // Both nodes know both administrators before the race starts.
         for node in &nodes {
             let known = within(Duration::from_secs(5), || async {
