@@ -139,11 +139,13 @@ fn authlib_token(server: &TestServer, client_id: &str, keys: &Keys, dpop: Option
     let url = server.url("/oauth/token");
     let endpoint = token_endpoint();
     let private = keys.private();
-    let mut args = vec!["token", &url, &endpoint, client_id, &private, keys.alg, API];
+    let mut args = vec!["token"];
     let dpop_key = dpop.map(Keys::private);
     if let Some(key) = &dpop_key {
         args.extend_from_slice(&["--dpop", key]);
     }
+    // `--` first: a generated client_id may begin with `-`, which argparse reads as an option.
+    args.extend_from_slice(&["--", &url, &endpoint, client_id, &private, keys.alg, API]);
     serde_json::from_str(&py(&args)).unwrap()
 }
 
