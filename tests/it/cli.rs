@@ -20,14 +20,21 @@ const LOGGED_RULE: &str = "module.exports = function (client, scope, audience, c
 
 /// `tokenhost <args>` from the repository's root, none of the caller's TOKENHOST_* settings.
 fn tokenhost(args: &[&str]) -> Output {
+    tokenhost_with(args, &[])
+}
+
+/// [`tokenhost`] with these environment variables set.
+fn tokenhost_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(tokenhost_bin())
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo())
         .env_remove("TOKENHOST_URL")
         .env_remove("TOKENHOST_MANAGEMENT_TOKEN")
         .env_remove("TOKENHOST_CLIENT_ID")
         .env_remove("TOKENHOST_CLIENT_SECRET")
         .env_remove("TOKENHOST_DATA_DIR")
+        .env_remove("TOKENHOST_WASI_ADAPTER")
         .output()
         .unwrap()
 }
@@ -76,6 +83,38 @@ fn compile_then_run_rule_prints_the_token() {
     assert!(stdout.contains("\"extra\""), "{stdout}");
     assert!(stdout.contains("fuel used:"), "{stdout}");
     assert_eq!(text(&ran.stderr), "");
+}
+
+#[test]
+fn a_rule_built_with_the_wasi_adapter_runs_alike() {
+    // Default: WASI written into the module; TOKENHOST_WASI_ADAPTER=1: the preview1 adapter
+    // beside it, which brings the rest of WASI's interfaces (files among them) as imports.
+    let contains = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for (adapter, name) in [(false, "inlined.wasm"), (true, "adapter.wasm")] {
+        let wasm = scratch(name, "");
+        let env: &[(&str, &str)] = if adapter {
+            &[("TOKENHOST_WASI_ADAPTER", "1")]
+        } else {
+            &[]
+        };
+        let compiled = tokenhost_with(&["compile", "rules/myrule.js", "-o", path(&wasm)], env);
+        assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+        let bytes = std::fs::read(&wasm).unwrap();
+        assert_eq!(contains(&bytes, b"wasi:filesystem/"), adapter, "{name}");
+        assert!(contains(&bytes, b"wasi:clocks/wall-clock@"), "{name}");
+
+        let ran = tokenhost(&["run-rule", path(&wasm), "--event", "rules/events/seed.json"]);
+        let stdout = text(&ran.stdout);
+        assert!(
+            ran.status.success(),
+            "{name}: {stdout}{}",
+            text(&ran.stderr)
+        );
+        assert!(
+            stdout.contains("\"https://foo.com/claim\": \"bar\""),
+            "{name}: {stdout}"
+        );
+    }
 }
 
 #[test]

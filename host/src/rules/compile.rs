@@ -4,11 +4,14 @@
 //! the WASI preview1 adapter. Either way the component is checked against the world and
 //! compiled by Cranelift here; nothing precompiled is ever accepted from outside.
 
+use std::sync::OnceLock;
+
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use super::bindings::CredentialsExchangePre;
 use super::cache::RuleCache;
+use super::inline_wasi;
 use super::outcome::LogLine;
 use super::store::StoreData;
 
@@ -80,16 +83,35 @@ impl CompiledRule {
     }
 }
 
-/// Turns a pre-initialized core module into a component with the reactor adapter.
+/// Set to `1`, JS rules are built with the WASI adapter even where it could be inlined:
+/// for measuring what inlining saves (`bench/run.py --wasi-adapter`), and a way back should
+/// the inlined functions ever misbehave.
+pub const WASI_ADAPTER_ENV: &str = "TOKENHOST_WASI_ADAPTER";
+
+/// Turns a pre-initialized core module into a component: with its WASI preview1 imports
+/// written inside it (`inline_wasi.rs`), or, for a module that rewrite does not handle or
+/// with [`WASI_ADAPTER_ENV`] set, with the reactor adapter.
 pub(crate) fn componentize(module: &[u8]) -> Result<Vec<u8>, CompileError> {
-    wit_component::ComponentEncoder::default()
-        .module(module)
-        .and_then(|encoder| {
-            encoder.adapter(
-                "wasi_snapshot_preview1",
-                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-            )
-        })
+    static FORCE_ADAPTER: OnceLock<bool> = OnceLock::new();
+    let force_adapter =
+        *FORCE_ADAPTER.get_or_init(|| std::env::var(WASI_ADAPTER_ENV).is_ok_and(|v| v == "1"));
+    let inlined = if force_adapter {
+        None
+    } else {
+        inline_wasi::inline_preview1(module).map_err(CompileError::runtime)?
+    };
+    let encoder = match &inlined {
+        Some(module) => wit_component::ComponentEncoder::default().module(module),
+        None => wit_component::ComponentEncoder::default()
+            .module(module)
+            .and_then(|encoder| {
+                encoder.adapter(
+                    "wasi_snapshot_preview1",
+                    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+                )
+            }),
+    };
+    encoder
         .and_then(|encoder| encoder.validate(true).encode())
         .map_err(CompileError::runtime)
 }

@@ -9,6 +9,7 @@ mod compile;
 mod console;
 mod engine;
 mod execute;
+mod inline_wasi;
 mod input;
 mod lanes;
 mod limits;
