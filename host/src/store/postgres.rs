@@ -29,6 +29,7 @@ use super::{
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations_pg/0001_init.sql"),
     include_str!("migrations_pg/0002_client_credentials_replay.sql"),
+    include_str!("migrations_pg/0003_rule_logs_lean.sql"),
 ];
 
 /// `pg_advisory_xact_lock` key held while migrating, so that nodes starting at once

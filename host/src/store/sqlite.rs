@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_log_truncated.sql"),
     include_str!("migrations/0006_sealed_keys_audit_retention.sql"),
     include_str!("migrations/0007_client_credentials_replay.sql"),
+    include_str!("migrations/0008_rule_logs_lean.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

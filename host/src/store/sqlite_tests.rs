@@ -228,3 +228,43 @@ fn uses_are_written_behind_without_a_stop() {
     }
     drop(s);
 }
+
+#[test]
+fn the_lean_rule_log_keeps_its_rows_and_never_reuses_a_sequence_number() {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    migrations().to_version(&mut conn, 7).unwrap();
+    let insert = |conn: &rusqlite::Connection, id: &str| {
+        conn.execute(
+            "INSERT INTO rule_logs (id, time_ms, request_id, rule_id, rule_name, client_id,
+                 audience, outcome, fuel_used, duration_us, console)
+             VALUES (?1, 1, 'req', 'rul_1', 'r', 'c', 'https://a', 'issued', 1, 1, '[]')",
+            [id],
+        )
+        .unwrap();
+    };
+    for id in ["log_a", "log_b", "log_c"] {
+        insert(&conn, id);
+    }
+    // The newest rows pruned too (as the age limit can): only the sequence remembers them.
+    conn.execute("DELETE FROM rule_logs WHERE id <> 'log_a'", [])
+        .unwrap();
+
+    migrations().to_latest(&mut conn).unwrap();
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_index_list('rule_logs')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "every index of the rule log is gone");
+    insert(&conn, "log_d");
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, id FROM rule_logs ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(1, "log_a".to_string()), (4, "log_d".to_string())]);
+}
