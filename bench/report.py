@@ -111,16 +111,23 @@ def auth_costs(by: dict) -> list[tuple[str, ...]]:
 
 def rule_costs(by: dict, algs, configs, isolated: dict | None) -> list[tuple[str, ...]]:
     """Per rule configuration and algorithm: server µs/token over the no-rule phase, beside
-    the seed rule's execution alone (bench_rules: fresh instance each time, median)."""
-    alone = isolated["seed"]["median_us"] if isolated else float("nan")
+    the seed rule's execution alone (bench_rules: fresh instance each time, median), built
+    as the server builds it, or with the WASI adapter for `seed-adapter`."""
+    nan = float("nan")
+    adapter = (isolated or {}).get("with_adapter")
+    alone = {
+        "seed": isolated["seed"]["median_us"] if isolated else nan,
+        "seed-adapter": adapter["seed"]["median_us"] if adapter else nan,
+    }
     out = []
     for config in configs:
         if config == "none" or config in AUTH_CONFIGS:
             continue
         for alg in algs:
             added = by[(config, alg)].server_us_per_token - by[("none", alg)].server_us_per_token
-            if config == "seed":
-                out.append((config, alg, f"{added:.0f}", f"{alone:.1f}", f"{div(added, alone):.2f}"))
+            if config in alone:
+                out.append((config, alg, f"{added:.0f}", f"{alone[config]:.1f}",
+                            f"{div(added, alone[config]):.2f}"))
             else:
                 out.append((config, alg, f"{added:.0f}", "", ""))
     return out
@@ -176,6 +183,10 @@ def report(phases: list[Phase], args, load: float, isolated: dict | None, signat
         print(f"Alone (bench_rules, same run, fresh instance per execution): seed median "
               f"{isolated['seed']['median_us']:.1f} µs, p99 {isolated['seed']['p99_us']:.1f} µs; "
               f"no-op median {isolated['noop']['median_us']:.1f} µs.")
+        if adapter := isolated.get("with_adapter"):
+            print(f"Alone with the WASI adapter (as before inlining, same run): seed median "
+                  f"{adapter['seed']['median_us']:.1f} µs, p99 {adapter['seed']['p99_us']:.1f} µs; "
+                  f"no-op median {adapter['noop']['median_us']:.1f} µs.")
     if signatures:
         print()
         print(table(("signature", "alg", "raw, µs", "KeySet::sign, µs", "parse + sign per token (the old path), µs"),

@@ -16,7 +16,9 @@ instead of the secret, dpop also with a DPoP proof: each may be used once, so
 
 `--configs none,seed,component` adds a phase with the Rust rule component of the tests
 (tests/fixtures/rust-rule.wasm) instead of JS: what a rule's wasm instance costs without
-the JS interpreter.
+the JS interpreter. `seed-adapter` adds the seed rule built as before issue 11's last step,
+with the WASI preview1 adapter beside it (`tokenhost compile` with TOKENHOST_WASI_ADAPTER=1,
+uploaded as a component): the baseline of inlining WASI, in the same run.
 
 Exit status: 0 when every request got a 200 (a missed target is reported, not an error);
 1 when any request failed, a token did not carry the expected claims, or setup failed.
@@ -98,12 +100,13 @@ module.exports = function (client, scope, audience, context, cb) {
 };
 """
 
-CONFIGS = ("none", "seed", "chain", "pkjwt", "dpop")
+CONFIGS = ("none", "seed", "seed-adapter", "chain", "pkjwt", "dpop")
 CONFIG_RULES = {
     "none": (),
     "seed": ("seed",),
     "chain": ("seed", "tier", "request"),
     "component": ("rust",),
+    "seed-adapter": ("seed_adapter",),
     # No rule; the client authenticates with an ES256 client assertion (private_key_jwt)
     # instead of its secret, and with dpop also sends a DPoP proof (ES256 APIs only).
     "pkjwt": (),
@@ -296,7 +299,19 @@ class Setup:
     key_dir: Path | None = None
 
 
-def set_up(api: Api) -> Setup:
+def seed_with_adapter(binary: Path) -> bytes:
+    """The seed rule compiled offline with the WASI preview1 adapter (the old shape)."""
+    with tempfile.TemporaryDirectory(prefix="tokenhost-bench-adapter-") as tmp:
+        out = Path(tmp) / "seed.wasm"
+        env = dict(os.environ, TOKENHOST_WASI_ADAPTER="1")
+        done = subprocess.run([str(binary), "compile", str(SEED_RULE), "-o", str(out)], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"tokenhost compile failed: {done.stderr.strip()}")
+        return out.read_bytes()
+
+
+def set_up(api: Api, binary: Path, configs) -> Setup:
     for alg in ALGS:
         api.mgmt(
             "POST",
@@ -328,6 +343,15 @@ def set_up(api: Api) -> Setup:
         {"name": "bench rust", "component": component, "enabled": False, "order": len(sources) + 1},
     )
     setup.rule_ids["rust"] = rule["id"]
+    if "seed-adapter" in configs:
+        component = base64.b64encode(seed_with_adapter(binary)).decode()
+        rule = api.mgmt(
+            "POST",
+            "/api/v2/rules",
+            {"name": "bench seed with adapter", "component": component, "enabled": False,
+             "order": len(sources) + 2},
+        )
+        setup.rule_ids["seed_adapter"] = rule["id"]
     return setup
 
 
@@ -401,7 +425,7 @@ def verify(api: Api, setup: Setup, config: str, alg: str, args) -> None:
         "gty": "client-credentials",
     }
     scopes = ["read"]
-    if "seed" in CONFIG_RULES[config]:
+    if {"seed", "seed_adapter"} & set(CONFIG_RULES[config]):
         expected[SEED_CLAIM] = "bar"
         scopes.append("extra")
     else:
@@ -583,7 +607,7 @@ def parse_args(argv: list[str]):
     return args
 
 
-def example(args, name: str, *flags: str):
+def example(args, name: str, *flags: str, env: dict[str, str] | None = None):
     """One JSON document, or one per line, from a benchmark example of the host crate
     (built by `make bench`), run while no server is up. None when it is not built."""
     path = args.examples / name
@@ -592,7 +616,8 @@ def example(args, name: str, *flags: str):
     if not path.is_file():
         log(f"{path} is not built (cargo build --release -p host --examples): its figures are left out")
         return None
-    proc = subprocess.run([str(path), *flags], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([str(path), *flags], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, **(env or {})))
     if proc.returncode != 0:
         raise BenchError(f"{name} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -614,7 +639,7 @@ def main(argv: list[str]) -> int:
         server.start()
         log(f"server on {HOST}:{server.port}, data in {server.data_dir}; load average {load:.2f}")
         api = Api(server.port)
-        setup = set_up(api)
+        setup = set_up(api, args.binary, args.configs)
         if any(c in AUTH_CONFIGS for c in args.configs):
             add_credential(api, setup, args)
         for round_ in range(1, args.rounds + 1):
@@ -645,6 +670,9 @@ def main(argv: list[str]) -> int:
     try:
         # After the server has stopped, so that nothing shares the cores with them.
         isolated = example(args, "bench_rules", "--json")
+        if isolated and "seed-adapter" in args.configs:
+            with_adapter = example(args, "bench_rules", "--json", env={"TOKENHOST_WASI_ADAPTER": "1"})
+            isolated[0]["with_adapter"] = with_adapter[0] if with_adapter else None
         signatures = example(args, "bench_sign", "--json") or []
     except BenchError as e:
         log(f"error: {e}")
