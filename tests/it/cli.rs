@@ -27,7 +27,6 @@ fn tokenhost(args: &[&str]) -> Output {
 fn tokenhost_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(tokenhost_bin())
         .args(args)
-        .envs(env.iter().copied())
         .current_dir(repo())
         .env_remove("TOKENHOST_URL")
         .env_remove("TOKENHOST_MANAGEMENT_TOKEN")
@@ -35,6 +34,7 @@ fn tokenhost_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("TOKENHOST_CLIENT_SECRET")
         .env_remove("TOKENHOST_DATA_DIR")
         .env_remove("TOKENHOST_WASI_ADAPTER")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }

@@ -57,7 +57,7 @@ const WASI_WORLD: [(&str, &str); 3] = [
     ),
 ];
 
-/// The imports the inlined functions call, with their core signatures (canonical ABI).
+/// The imports the inlined functions call (their core types: `parse_type_section`).
 const WALL_NOW: (&str, &str) = ("wasi:clocks/wall-clock@0.2.0", "now");
 const MONOTONIC_NOW: (&str, &str) = ("wasi:clocks/monotonic-clock@0.2.0", "now");
 const RANDOM_U64: (&str, &str) = ("wasi:random/random@0.2.0", "get-random-u64");
