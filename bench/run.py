@@ -16,7 +16,7 @@ instead of the secret, dpop also with a DPoP proof: each may be used once, so
 
 `--configs none,seed,component` adds a phase with the Rust rule component of the tests
 (tests/fixtures/rust-rule.wasm) instead of JS: what a rule's wasm instance costs without
-the JS interpreter. `seed-adapter` adds the seed rule built as before issue 11's last step,
+the JS interpreter. `seed-adapter` adds the seed rule built as before WASI was inlined,
 with the WASI preview1 adapter beside it (`tokenhost compile` with TOKENHOST_WASI_ADAPTER=1,
 uploaded as a component): the baseline of inlining WASI, in the same run.
 

@@ -1,8 +1,9 @@
 //! Upload to ready: JS source or a component built elsewhere, to a rule that can run.
 //!
-//! JS: the runtime pre-initialized with the rule (snapshot.rs), then made a component with
-//! the WASI preview1 adapter. Either way the component is checked against the world and
-//! compiled by Cranelift here; nothing precompiled is ever accepted from outside.
+//! JS: the runtime pre-initialized with the rule (snapshot.rs), its WASI preview1 imports
+//! written into it (inline_wasi.rs) or else given the preview1 adapter, then made a
+//! component. Either way the component is checked against the world and compiled by
+//! Cranelift here; nothing precompiled is ever accepted from outside.
 
 use std::sync::OnceLock;
 
@@ -84,7 +85,7 @@ impl CompiledRule {
 }
 
 /// Set to `1`, JS rules are built with the WASI adapter even where it could be inlined:
-/// for measuring what inlining saves (`bench/run.py --wasi-adapter`), and a way back should
+/// for measuring what inlining saves (`bench/run.py`'s seed-adapter phase), and a way back should
 /// the inlined functions ever misbehave.
 pub const WASI_ADAPTER_ENV: &str = "TOKENHOST_WASI_ADAPTER";
 
