@@ -57,10 +57,40 @@ const WASI_WORLD: [(&str, &str); 3] = [
     ),
 ];
 
-/// The imports the inlined functions call (their core types: `parse_type_section`).
-const WALL_NOW: (&str, &str) = ("wasi:clocks/wall-clock@0.2.0", "now");
-const MONOTONIC_NOW: (&str, &str) = ("wasi:clocks/monotonic-clock@0.2.0", "now");
-const RANDOM_U64: (&str, &str) = ("wasi:random/random@0.2.0", "get-random-u64");
+/// One function of `WASI_WORLD` the inlined functions call, with its core signature
+/// (canonical ABI).
+struct WasiImport {
+    module: &'static str,
+    name: &'static str,
+    params: &'static [ValType],
+    results: &'static [ValType],
+}
+
+/// Appended after the kept imports, in this order; `WALL_NOW` and so on index it.
+const WASI_IMPORTS: [WasiImport; 3] = [
+    WasiImport {
+        module: "wasi:clocks/wall-clock@0.2.0",
+        name: "now",
+        // The `datetime` goes to the address given.
+        params: &[ValType::I32],
+        results: &[],
+    },
+    WasiImport {
+        module: "wasi:clocks/monotonic-clock@0.2.0",
+        name: "now",
+        params: &[],
+        results: &[ValType::I64],
+    },
+    WasiImport {
+        module: "wasi:random/random@0.2.0",
+        name: "get-random-u64",
+        params: &[],
+        results: &[ValType::I64],
+    },
+];
+const WALL_NOW: u32 = 0;
+const MONOTONIC_NOW: u32 = 1;
+const RANDOM_U64: u32 = 2;
 
 // WASI preview1 errno values.
 const ERRNO_BADF: i32 = 8;
@@ -216,7 +246,7 @@ impl Layout {
         self.imported.iter().filter(|s| s.is_none()).count() as u32
     }
 
-    /// New function index of the WASI import `n` (0: wall clock, 1: monotonic, 2: random).
+    /// New function index of the WASI import `n` (`WALL_NOW`, `MONOTONIC_NOW`, `RANDOM_U64`).
     fn wasi_import(&self, n: u32) -> u32 {
         self.kept_imports() + n
     }
@@ -224,7 +254,7 @@ impl Layout {
     /// New function index of each old one.
     fn function_map(&self) -> Vec<u32> {
         let kept = self.kept_imports();
-        let defined_start = kept + WASI_IMPORTS;
+        let defined_start = kept + WASI_IMPORTS.len() as u32;
         let shims_start = defined_start + self.defined_functions;
         let mut map = Vec::with_capacity(self.imported.len() + self.defined_functions as usize);
         let (mut next_kept, mut next_shim) = (0, 0);
@@ -244,9 +274,6 @@ impl Layout {
         map
     }
 }
-
-/// The WASI functions imported in place of preview1: wall clock, monotonic clock, random.
-const WASI_IMPORTS: u32 = 3;
 
 /// Renumbers functions (imports removed and added) and appends the shims, their types and
 /// the scratch global.
@@ -269,10 +296,13 @@ impl Reencode for Rewriter<'_> {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), reencode::Error<Self::Error>> {
         reencode::utils::parse_type_section(self, types, section)?;
-        // Types `types`, +1, +2: the wall clock (retptr), the monotonic clock and random.
-        types.ty().function([ValType::I32], []);
-        types.ty().function([], [ValType::I64]);
-        types.ty().function([], [ValType::I64]);
+        // Type `layout.types + n`: WASI import `n`'s.
+        for import in &WASI_IMPORTS {
+            types.ty().function(
+                import.params.iter().copied(),
+                import.results.iter().copied(),
+            );
+        }
         Ok(())
     }
 
@@ -288,14 +318,10 @@ impl Reencode for Rewriter<'_> {
                 imports.import(import.module, import.name, ty);
             }
         }
-        let types = self.layout.types;
-        imports.import(WALL_NOW.0, WALL_NOW.1, EntityType::Function(types));
-        imports.import(
-            MONOTONIC_NOW.0,
-            MONOTONIC_NOW.1,
-            EntityType::Function(types + 1),
-        );
-        imports.import(RANDOM_U64.0, RANDOM_U64.1, EntityType::Function(types + 2));
+        for (n, import) in (0..).zip(&WASI_IMPORTS) {
+            let ty = EntityType::Function(self.layout.types + n);
+            imports.import(import.module, import.name, ty);
+        }
         Ok(())
     }
 
@@ -335,9 +361,9 @@ impl Reencode for Rewriter<'_> {
     ) -> Result<(), reencode::Error<Self::Error>> {
         reencode::utils::parse_code_section(self, code, section)?;
         let bodies = Bodies {
-            wall_now: self.layout.wasi_import(0),
-            monotonic_now: self.layout.wasi_import(1),
-            random_u64: self.layout.wasi_import(2),
+            wall_now: self.layout.wasi_import(WALL_NOW),
+            monotonic_now: self.layout.wasi_import(MONOTONIC_NOW),
+            random_u64: self.layout.wasi_import(RANDOM_U64),
             cabi_realloc: self.functions[self.layout.cabi_realloc as usize],
             scratch: self.layout.globals,
         };
@@ -547,9 +573,7 @@ pub(crate) fn inline_preview1(module: &[u8]) -> Result<Option<Vec<u8>>, InlineEr
         wit_component::StringEncoding::UTF8,
     )
     .map_err(|e| err(&e))?;
-    wasmparser::Validator::new()
-        .validate_all(&bytes)
-        .map_err(|e| err(&e))?;
+    // Validated once, with the component `componentize` makes of it.
     Ok(Some(bytes))
 }
 
