@@ -67,14 +67,18 @@ pub(crate) struct StoreData {
     cache: RuleCache,
     /// What the `client-proof` import answers: this execution's, from its input.
     proof: client_proof::Proof,
-    wasi: WasiCtx,
+    /// Made on the guest's first WASI call: a JS rule's module makes one only when it
+    /// reads a clock or asks for randomness (`inline_wasi.rs`), and most executions never
+    /// do, so they skip building one (a dozen allocations, two random generators seeded).
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
 }
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // Empty: no filesystem, environment, arguments, network or stdio.
+            ctx: self.wasi.get_or_insert_with(WasiCtx::default),
             table: &mut self.table,
         }
     }
@@ -151,7 +155,7 @@ pub(crate) fn new_store(
         logs: Logs::new(limits.max_log_bytes, input.secrets.clone()),
         cache,
         proof: input.wit_proof(),
-        wasi: WasiCtx::builder().build(),
+        wasi: None,
         table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, data);
