@@ -93,16 +93,33 @@ pub extern "C" fn initialize() {
     let mut source = String::new();
     let status = match std::io::stdin().read_to_string(&mut source) {
         Ok(_) => load(&source),
-        Err(e) => format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"cannot read the rule source: {e}\",\"line\":0,\"column\":0}}"),
+        Err(e) => Loaded::No(format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"cannot read the rule source: {e}\",\"line\":0,\"column\":0}}")),
     };
     // The snapshot must not carry a seed: every instance seeds itself on first use.
     RANDOM.with(|r| r.set(0));
     let mut out = std::io::stdout();
     // Nothing else can be reported if stdout fails; the host then sees no status and fails.
-    let _ = out.write_all(status.as_bytes());
+    let _ = out.write_all(status.report().as_bytes());
     let _ = out.flush();
-    // Last, so that nothing allocated during initialization comes after it.
-    allocate_from_fresh_pages();
+    // Last, so that nothing allocated during initialization comes after it; only for a
+    // snapshot that will be kept (the host discards one whose rule did not load).
+    if let Loaded::Yes(_) = status {
+        allocate_from_fresh_pages();
+    }
+}
+
+/// What loading the rule came to, with its status line for the host.
+enum Loaded {
+    Yes(String),
+    No(String),
+}
+
+impl Loaded {
+    fn report(&self) -> &str {
+        match self {
+            Loaded::Yes(status) | Loaded::No(status) => status,
+        }
+    }
 }
 
 /// The smallest block the C allocator hands out (dlmalloc's 16-byte chunk on wasm32).
@@ -150,7 +167,7 @@ fn allocate_from_fresh_pages() {
     }
 }
 
-fn load(source: &str) -> String {
+fn load(source: &str) -> Loaded {
     let mut config = Config::default();
     config
         .memory_limit(QUICKJS_HEAP_LIMIT)
@@ -158,7 +175,7 @@ fn load(source: &str) -> String {
         .gc_threshold(4 * 1024 * 1024);
     let runtime = match Runtime::new(config) {
         Ok(runtime) => runtime,
-        Err(e) => return format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}"),
+        Err(e) => return Loaded::No(format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}")),
     };
     let outcome = runtime
         .context()
@@ -193,12 +210,18 @@ fn load(source: &str) -> String {
             GUEST.with(|cell| {
                 let _ = cell.set(Guest { runtime, glue });
             });
-            status
+            // The prelude's `stringify` writes `ok` first: `{"ok":true,"style":...}` is
+            // the one status of a rule that loaded (checkLoaded's), every other has false.
+            if status.starts_with("{\"ok\":true") {
+                Loaded::Yes(status)
+            } else {
+                Loaded::No(status)
+            }
         }
-        Err(message) => format!(
+        Err(message) => Loaded::No(format!(
             "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
             outcome::json_string(&message)
-        ),
+        )),
     }
 }
 
