@@ -93,7 +93,7 @@ pub extern "C" fn initialize() {
     let mut source = String::new();
     let status = match std::io::stdin().read_to_string(&mut source) {
         Ok(_) => load(&source),
-        Err(e) => Loaded::No(format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"cannot read the rule source: {e}\",\"line\":0,\"column\":0}}")),
+        Err(e) => Loaded::failed(&format!("cannot read the rule source: {e}")),
     };
     // The snapshot must not carry a seed: every instance seeds itself on first use.
     RANDOM.with(|r| r.set(0));
@@ -115,6 +115,14 @@ enum Loaded {
 }
 
 impl Loaded {
+    /// The status of a load that failed outside the rule (no line or column to give).
+    fn failed(message: &str) -> Loaded {
+        Loaded::No(format!(
+            "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
+            outcome::json_string(message)
+        ))
+    }
+
     fn report(&self) -> &str {
         match self {
             Loaded::Yes(status) | Loaded::No(status) => status,
@@ -175,7 +183,7 @@ fn load(source: &str) -> Loaded {
         .gc_threshold(4 * 1024 * 1024);
     let runtime = match Runtime::new(config) {
         Ok(runtime) => runtime,
-        Err(e) => return Loaded::No(format!("{{\"ok\":false,\"name\":\"Error\",\"message\":\"runtime: {e}\",\"line\":0,\"column\":0}}")),
+        Err(e) => return Loaded::failed(&format!("runtime: {e}")),
     };
     let outcome = runtime
         .context()
@@ -218,10 +226,7 @@ fn load(source: &str) -> Loaded {
                 Loaded::No(status)
             }
         }
-        Err(message) => Loaded::No(format!(
-            "{{\"ok\":false,\"name\":\"Error\",\"message\":{},\"line\":0,\"column\":0}}",
-            outcome::json_string(&message)
-        )),
+        Err(message) => Loaded::failed(&message),
     }
 }
 
